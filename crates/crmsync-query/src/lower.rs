@@ -186,7 +186,7 @@ pub(crate) fn dataverse_pattern(pattern: &str) -> String {
             i += 3;
             continue;
         }
-        if c == '[' || c == LIKE_ESCAPE {
+        if c == LIKE_ESCAPE {
             out.push(LIKE_ESCAPE);
         }
         out.push(c);

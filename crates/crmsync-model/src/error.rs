@@ -44,4 +44,6 @@ pub enum ValueError {
     WrongTarget { got: String, allowed: String },
     #[error("attribute is read-only")]
     ReadOnly,
+    #[error("a value is required")]
+    Required,
 }

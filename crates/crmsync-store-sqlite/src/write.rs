@@ -1,0 +1,288 @@
+//! Applying write sets: one `BEGIN IMMEDIATE` transaction, one version allocation.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
+use crmsync_store::sql::{self, RowContext, WriteLayout};
+use crmsync_store::{DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+use sqlx::{AssertSqlSafe, SqliteConnection};
+
+use crate::SqliteOrg;
+use crate::bind::{bind, db_err};
+
+/// The allocation cursor of one write set.
+struct Versions {
+    next: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl Versions {
+    fn take(&mut self) -> i64 {
+        let v = self.next;
+        self.next += 1;
+        self.first.get_or_insert(v);
+        self.last = Some(v);
+        v
+    }
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default()
+}
+
+impl SqliteOrg {
+    async fn upsert(
+        &self,
+        conn: &mut SqliteConnection,
+        entity: &EntityMetadata,
+        batch: &RecordBatch,
+        layout: &WriteLayout,
+        mode: UpsertMode,
+        count_created: bool,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let table = entity.logical_name.as_str();
+        let pk = entity.primary_id_attribute.as_str();
+        let now = now();
+        if mode == UpsertMode::UpdateOnly {
+            let (statement, slots) = sql::update_one(&self.names, table, pk, layout);
+            for (id, values) in &batch.rows {
+                let row = RowContext {
+                    id: *id,
+                    version: versions.take(),
+                    now,
+                    values,
+                };
+                let mut q = sqlx::query(AssertSqlSafe(statement.clone()));
+                for slot in &slots {
+                    let storage = layout
+                        .columns
+                        .iter()
+                        .find(|(_, s)| s == slot)
+                        .map(|(c, _)| c.storage);
+                    q = bind(
+                        q,
+                        sql::slot_param(*slot, storage.unwrap_or(sql::Storage::Text), &row),
+                    );
+                }
+                if q.execute(&mut *conn).await.map_err(db_err)?.rows_affected() == 0 {
+                    return Err(StoreError::not_found(sql::record_label(entity, id)));
+                }
+                outcome.updated += 1;
+            }
+            return Ok(());
+        }
+        let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
+        for chunk in batch.rows.chunks(per_statement) {
+            if count_created || mode == UpsertMode::CreateOnly {
+                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let existing = self.existing_ids(conn, entity, &ids).await?;
+                if mode == UpsertMode::CreateOnly {
+                    if let Some(id) = ids.iter().find(|id| existing.contains(id)) {
+                        return Err(StoreError::Conflict(format!(
+                            "{} already exists",
+                            sql::record_label(entity, id)
+                        )));
+                    }
+                }
+                outcome.created += (chunk.len() - existing.len()) as u64;
+                outcome.updated += existing.len() as u64;
+            } else {
+                outcome.updated += chunk.len() as u64;
+            }
+            let statement = sql::upsert_rows(
+                &self.names,
+                table,
+                pk,
+                layout,
+                chunk.len(),
+                mode == UpsertMode::Upsert,
+            );
+            let mut q = sqlx::query(AssertSqlSafe(statement));
+            for (id, values) in chunk {
+                let row = RowContext {
+                    id: *id,
+                    version: versions.take(),
+                    now,
+                    values,
+                };
+                for p in sql::row_params(layout, &row) {
+                    q = bind(q, p);
+                }
+            }
+            q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn existing_ids(
+        &self,
+        conn: &mut SqliteConnection,
+        entity: &EntityMetadata,
+        ids: &[RecordId],
+    ) -> StoreResult<HashSet<RecordId>> {
+        let statement = sql::select_existing_ids(
+            &self.names,
+            entity.logical_name.as_str(),
+            entity.primary_id_attribute.as_str(),
+            ids.len(),
+        );
+        let mut q = sqlx::query_scalar::<_, uuid::Uuid>(AssertSqlSafe(statement));
+        for id in ids {
+            q = q.bind(*id.as_uuid());
+        }
+        let found = q.fetch_all(&mut *conn).await.map_err(db_err)?;
+        Ok(found.into_iter().map(RecordId::from_uuid).collect())
+    }
+
+    async fn delete(
+        &self,
+        conn: &mut SqliteConnection,
+        entity: &EntityMetadata,
+        ids: &[RecordId],
+        mode: DeleteMode,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let now = now();
+        for chunk in ids.chunks(500) {
+            let statement = sql::delete_returning(
+                &self.names,
+                entity.logical_name.as_str(),
+                entity.primary_id_attribute.as_str(),
+                chunk.len(),
+            );
+            let mut q = sqlx::query_scalar::<_, uuid::Uuid>(AssertSqlSafe(statement));
+            for id in chunk {
+                q = q.bind(*id.as_uuid());
+            }
+            let deleted: HashSet<uuid::Uuid> = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect();
+            if mode == DeleteMode::MustExist {
+                if let Some(missing) = chunk.iter().find(|id| !deleted.contains(id.as_uuid())) {
+                    return Err(StoreError::not_found(sql::record_label(entity, missing)));
+                }
+            }
+            // Tombstones in request order, so versions follow the caller's order.
+            let gone: Vec<&RecordId> = chunk.iter().filter(|id| deleted.contains(id.as_uuid())).collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql::insert_tombstones(&self.names, gone.len())));
+            for id in &gone {
+                q = q
+                    .bind(entity.logical_name.as_str().to_owned())
+                    .bind(*id.as_uuid())
+                    .bind(versions.take())
+                    .bind(now.timestamp_micros());
+            }
+            q.execute(&mut *conn).await.map_err(db_err)?;
+            outcome.deleted += gone.len() as u64;
+        }
+        Ok(())
+    }
+
+    async fn apply_state(
+        &self,
+        conn: &mut SqliteConnection,
+        state: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        for (key, value) in state {
+            let q = match value {
+                Some(v) => sqlx::query(
+                    "INSERT INTO _state (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key.clone())
+                .bind(v.clone()),
+                None => sqlx::query("DELETE FROM _state WHERE key = ?1").bind(key.clone()),
+            };
+            q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn apply(&self, mut set: WriteSet) -> StoreResult<WriteOutcome> {
+        let n = set.row_count() as i64;
+        let _guard = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let (last, metadata_version): (i64, i64) = sqlx::query_as(
+            "UPDATE _org_state SET version = version + ?1 RETURNING version, metadata_version",
+        )
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let schema = self.schema_at(&mut tx, metadata_version).await?;
+        let mut versions = Versions {
+            next: last - n + 1,
+            first: None,
+            last: None,
+        };
+        let mut outcome = WriteOutcome::default();
+        for op in &mut set.ops {
+            match op {
+                WriteOp::Upsert { entity, batch, mode } => {
+                    let meta = schema.entity(entity.as_str())?;
+                    let layout = sql::prepare_upsert(meta, batch)?;
+                    self.upsert(
+                        &mut tx,
+                        meta,
+                        batch,
+                        &layout,
+                        *mode,
+                        set.count_created,
+                        &mut versions,
+                        &mut outcome,
+                    )
+                    .await?;
+                }
+                WriteOp::Delete { entity, ids, mode } => {
+                    let meta = schema.entity(entity.as_str())?;
+                    self.delete(&mut tx, meta, ids, *mode, &mut versions, &mut outcome)
+                        .await?;
+                }
+            }
+        }
+        self.apply_state(&mut tx, &set.state).await?;
+        tx.commit().await.map_err(db_err)?;
+        outcome.first_version = versions.first;
+        outcome.last_version = versions.last;
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl crmsync_store::RecordStore for SqliteOrg {
+    async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
+        self.apply(set).await
+    }
+
+    async fn retrieve(
+        &self,
+        entity: &crmsync_model::EntityName,
+        id: RecordId,
+        columns: Option<&[crmsync_model::AttributeName]>,
+    ) -> StoreResult<crmsync_model::Record> {
+        self.retrieve_record(entity, id, columns).await
+    }
+
+    async fn list(
+        &self,
+        entity: &crmsync_model::EntityName,
+        request: &crmsync_store::ListRequest,
+    ) -> StoreResult<crmsync_store::RecordPage> {
+        self.list_records(entity, request).await
+    }
+
+    async fn count(&self, entity: &crmsync_model::EntityName) -> StoreResult<u64> {
+        self.count_records(entity).await
+    }
+}

@@ -1,0 +1,127 @@
+//! The instance-wide catalog: organizations and their users.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use crmsync_model::OrgName;
+use uuid::Uuid;
+
+use crate::{OrgStore, StoreError, StoreResult};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgInfo {
+    pub name: OrgName,
+    pub created_on: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// A user to create. The password is hashed (argon2id) by the catalog before it is stored.
+#[derive(Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub role: Role,
+}
+
+impl NewUser {
+    /// Checks the email and the password policy without hashing.
+    pub fn validate(&self) -> StoreResult<()> {
+        normalize_email(&self.email)?;
+        if self.password.chars().count() < crate::password::MIN_PASSWORD_LEN {
+            return Err(StoreError::BadRequest(format!(
+                "password must have at least {} characters",
+                crate::password::MIN_PASSWORD_LEN
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A stored user. `password_hash` is a PHC string; check it with [`crate::password::verify`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub org: OrgName,
+    pub email: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("org", &self.org)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Creates an organization with its first user (an admin). `Conflict` if the name is taken.
+    async fn create_org(&self, name: &OrgName, admin: NewUser) -> StoreResult<OrgInfo>;
+    async fn list_orgs(&self) -> StoreResult<Vec<OrgInfo>>;
+    /// `NotFound` if there is no such organization.
+    async fn org_info(&self, name: &OrgName) -> StoreResult<OrgInfo>;
+    /// Removes an organization with all its data.
+    async fn delete_org(&self, name: &OrgName) -> StoreResult<()>;
+    /// Opens an organization's store (cached: cheap to call per request).
+    async fn open_org(&self, name: &OrgName) -> StoreResult<Arc<dyn OrgStore>>;
+
+    /// Adds a user to an organization. Emails are unique per organization, case-insensitively.
+    async fn create_user(&self, org: &OrgName, user: NewUser) -> StoreResult<User>;
+    /// Finds a user by email, case-insensitively.
+    async fn find_user(&self, org: &OrgName, email: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, org: &OrgName) -> StoreResult<Vec<User>>;
+}
+
+/// Emails are compared case-insensitively: catalogs store them trimmed and lowercase.
+pub fn normalize_email(email: &str) -> StoreResult<String> {
+    let e = email.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !e.chars().any(char::is_whitespace);
+    if valid {
+        Ok(e)
+    } else {
+        Err(StoreError::BadRequest(format!(
+            "'{email}' is not a valid email address"
+        )))
+    }
+}

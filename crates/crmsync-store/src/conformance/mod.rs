@@ -1,0 +1,144 @@
+//! The conformance suite: one set of behaviours every storage backend must show, written
+//! once and run by each backend's tests through [`conformance_suite!`](crate::conformance_suite).
+//!
+//! A backend provides a [`TestBackend`]: isolated storage per test, and any number of
+//! catalog instances on that storage (to prove that separate processes see each other's
+//! changes). Tests assert on what a user of the store would check: records read back,
+//! errors naming the culprit, versions and changes in order.
+
+mod catalog;
+mod changes;
+mod concurrency;
+mod metadata;
+mod records;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use crmsync_model::{
+    AttributeMetadata, AttributeType, EntityMetadata, EntityName, MetadataChange, OptionSet, OrgName,
+};
+
+use crate::{Catalog, NewUser, OrgStore, Role};
+
+pub use catalog::*;
+pub use changes::*;
+pub use concurrency::*;
+pub use metadata::*;
+pub use records::*;
+
+#[async_trait]
+pub trait TestBackend: Send + Sync + Sized + 'static {
+    /// New, empty, isolated storage.
+    async fn fresh() -> Self;
+    /// A new catalog instance on this storage (as another process would open it).
+    async fn catalog(&self) -> Arc<dyn Catalog>;
+}
+
+/// Generates one `#[tokio::test]` per behaviour of the suite for a [`TestBackend`].
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ty) => {
+        $crate::conformance_suite!(@tests $backend;
+            catalog_creates_lists_and_deletes_orgs,
+            org_names_are_unique_and_missing_orgs_are_not_found,
+            users_are_unique_per_org_case_insensitively,
+            bad_user_input_is_refused,
+            metadata_changes_create_and_alter_tables,
+            failed_metadata_change_applies_nothing,
+            metadata_change_is_seen_by_another_instance,
+            values_of_every_type_round_trip_exactly,
+            nulls_round_trip_for_every_type,
+            invalid_values_are_refused_and_store_nothing,
+            partial_update_changes_only_given_attributes,
+            create_only_conflicts_and_update_only_requires_existing,
+            upsert_creates_then_updates_and_counts_them,
+            write_sets_are_atomic,
+            hostile_values_and_names_are_stored_verbatim,
+            list_pages_through_records_by_id,
+            bulk_upsert_spans_many_statements,
+            state_is_committed_with_records,
+            delete_leaves_a_tombstone_reported_by_changes,
+            changes_are_in_version_order_and_paged,
+            changes_from_zero_return_live_records_only,
+            purged_tombstones_expire_older_tokens,
+            concurrent_writers_get_unique_versions_visible_in_order,
+            orgs_are_isolated_from_each_other,
+        );
+    };
+    (@tests $backend:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let backend = <$backend as $crate::conformance::TestBackend>::fresh().await;
+                $crate::conformance::$name(&backend).await;
+            }
+        )*
+    };
+}
+
+pub(crate) fn org(name: &str) -> OrgName {
+    OrgName::parse(name).expect("test org names are valid")
+}
+
+pub(crate) fn admin() -> NewUser {
+    NewUser {
+        email: "Admin@Example.com".into(),
+        password: "s3cret-passw0rd".into(),
+        role: Role::Admin,
+    }
+}
+
+/// Creates an org with the test entity `thing` and returns its store.
+pub(crate) async fn org_with_thing(catalog: &dyn Catalog, name: &str) -> Arc<dyn OrgStore> {
+    catalog.create_org(&org(name), admin()).await.expect("create org");
+    let store = catalog.open_org(&org(name)).await.expect("open org");
+    store
+        .apply_metadata(&[MetadataChange::CreateEntity { entity: thing() }])
+        .await
+        .expect("create entity");
+    store
+}
+
+pub(crate) fn entity_name(s: &str) -> EntityName {
+    EntityName::parse(s).expect("valid entity name")
+}
+
+/// An entity with one attribute of every type.
+pub(crate) fn thing() -> EntityMetadata {
+    let attr = |n: &str, t| AttributeMetadata::new(n, t).expect("valid attribute");
+    let mut e = EntityMetadata::new("thing", "things", "name").expect("valid entity");
+    for a in [
+        attr("memo", AttributeType::Memo { max_length: 100_000 }),
+        attr("short", AttributeType::String { max_length: 5 }),
+        attr(
+            "count",
+            AttributeType::Integer {
+                min: -1000,
+                max: 1000,
+            },
+        ),
+        attr("big", AttributeType::BigInt),
+        attr("ratio", AttributeType::Decimal { precision: 10 }),
+        attr("amount", AttributeType::Money { precision: 4 }),
+        attr("score", AttributeType::Double),
+        attr("flag", AttributeType::Boolean),
+        attr("when", AttributeType::DateTime),
+        attr("ref", AttributeType::Uniqueidentifier),
+        attr(
+            "parentid",
+            AttributeType::Lookup {
+                targets: vec![entity_name("thing"), entity_name("other")],
+            },
+        ),
+        attr(
+            "kind",
+            AttributeType::Picklist {
+                options: OptionSet::new([(1, "One"), (2, "Two"), (100_000_000, "Custom")]),
+            },
+        ),
+    ] {
+        e = e.with_attribute(a).expect("valid attribute");
+    }
+    e
+}

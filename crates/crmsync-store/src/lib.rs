@@ -1,0 +1,42 @@
+//! Storage of crmsync organizations, independent of the database.
+//!
+//! - [`Catalog`]: the instance-wide registry of organizations and their users; it opens an
+//!   organization as an [`OrgStore`].
+//! - [`OrgStore`] composes the capability traits of one organization: [`MetadataStore`]
+//!   (entities and their tables), [`RecordStore`] (typed records, atomic [`WriteSet`]s),
+//!   [`ChangeStore`] (change tracking with tombstones) and [`StateStore`] (small key/value
+//!   state committed together with record writes). Callers hold the narrowest trait object.
+//! - [`sql`] generates the SQL both relational backends run; identifiers come only from
+//!   validated metadata and values only travel as bind parameters.
+//! - `conformance` (feature `conformance`) is the one suite every backend must pass.
+//!
+//! Invariants every backend guarantees:
+//! - `versionnumber` is allocated org-wide, strictly increasing, and writers of one org are
+//!   serialized on the allocation, so versions become visible in increasing order: a reader
+//!   that saw version `v` will never later see a new write with a version `<= v`. This is
+//!   what makes change tracking by version (never by clock) lossless.
+//! - a [`WriteSet`] is applied atomically: all of its rows, tombstones, versions and state
+//!   entries, or none.
+//! - a delete leaves a tombstone; tombstones older than the retention are purged, and a change
+//!   query from before the purge horizon fails with [`StoreError::Expired`].
+
+mod catalog;
+mod error;
+mod org;
+pub mod password;
+pub mod sql;
+mod write;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use catalog::{Catalog, NewUser, OrgInfo, Role, User, normalize_email};
+pub use error::{StoreError, StoreResult};
+pub use org::{
+    Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, MetadataStore, OrgStore, RecordPage,
+    RecordStore, StateStore,
+};
+pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+
+/// Default retention of tombstones (SPEC: 90 days).
+pub const DEFAULT_TOMBSTONE_RETENTION_DAYS: i64 = 90;

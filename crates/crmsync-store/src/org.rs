@@ -1,0 +1,130 @@
+//! The capability traits of one organization's store.
+
+use async_trait::async_trait;
+use crmsync_model::{
+    AttributeName, EntityMetadata, EntityName, MetadataChange, OrgName, Record, RecordId, Version,
+};
+
+use crate::{StoreResult, WriteOutcome, WriteSet};
+
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// All entities, in creation order.
+    async fn entities(&self) -> StoreResult<Vec<EntityMetadata>>;
+    /// `NotFound` naming the entity if it does not exist.
+    async fn entity(&self, name: &str) -> StoreResult<EntityMetadata>;
+    /// Applies schema changes atomically: metadata and tables change together or not at all.
+    async fn apply_metadata(&self, changes: &[MetadataChange]) -> StoreResult<()>;
+}
+
+/// Keyset-paged listing of one entity, ordered by primary id.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    /// Attributes to return; `None` for all.
+    pub columns: Option<Vec<AttributeName>>,
+    /// Return records with an id greater than this one.
+    pub after: Option<RecordId>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordPage {
+    pub records: Vec<Record>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<RecordId>,
+}
+
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Applies a write set atomically (see [`WriteSet`]). Values are coerced to their
+    /// attribute types first; an invalid value fails the whole set with an error naming the
+    /// attribute, and nothing is stored.
+    async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome>;
+    /// One record, all attributes or `columns`. `NotFound` if missing.
+    async fn retrieve(
+        &self,
+        entity: &EntityName,
+        id: RecordId,
+        columns: Option<&[AttributeName]>,
+    ) -> StoreResult<Record>;
+    async fn list(&self, entity: &EntityName, request: &ListRequest) -> StoreResult<RecordPage>;
+    async fn count(&self, entity: &EntityName) -> StoreResult<u64>;
+}
+
+/// One entry of a change query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A created or updated record, with all its attributes (including `versionnumber`).
+    Upsert(Record),
+    Delete {
+        id: RecordId,
+        version: Version,
+    },
+}
+
+impl Change {
+    pub fn version(&self) -> Version {
+        match self {
+            Change::Upsert(r) => match r.get("versionnumber") {
+                Some(crmsync_model::Value::BigInt(v)) => *v,
+                _ => 0,
+            },
+            Change::Delete { version, .. } => *version,
+        }
+    }
+}
+
+/// Where a change read stands.
+///
+/// `since` is the token the reader holds (`0` for an initial load, which needs no deletes:
+/// the reader has nothing to delete); `after` is the position within this read, moved by
+/// each page. A fresh read starts with [`ChangeCursor::start`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangeCursor {
+    pub since: Version,
+    pub after: Version,
+}
+
+impl ChangeCursor {
+    pub fn start(since: Version) -> Self {
+        Self { since, after: since }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangePage {
+    pub changes: Vec<Change>,
+    /// The cursor of the next page while `more`; at the end, `next.after` is the org's
+    /// current version: the token to keep for the next read.
+    pub next: ChangeCursor,
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait ChangeStore: Send + Sync {
+    /// Creates, updates and deletes of `entity` with a version greater than `cursor.after`,
+    /// in version order, at most `limit`. Deletes are included unless `cursor.since == 0`;
+    /// a delete of a record that was created again later is left out (the record itself is
+    /// reported). `Expired` if tombstones the reader needs were purged.
+    async fn changes(
+        &self,
+        entity: &EntityName,
+        cursor: ChangeCursor,
+        limit: usize,
+    ) -> StoreResult<ChangePage>;
+    /// The highest version allocated in the org.
+    async fn current_version(&self) -> StoreResult<Version>;
+    /// Removes tombstones deleted before `older_than`; returns how many.
+    async fn purge_tombstones(&self, older_than: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
+}
+
+/// Small key/value state (change tokens, cursors) written through [`WriteSet::state`].
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn state(&self, key: &str) -> StoreResult<Option<String>>;
+}
+
+/// Everything one organization's store offers.
+pub trait OrgStore: MetadataStore + RecordStore + ChangeStore + StateStore {
+    fn org(&self) -> &OrgName;
+}

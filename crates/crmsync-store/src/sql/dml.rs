@@ -1,0 +1,153 @@
+//! Statements reading and writing records, tombstones and changes.
+
+use super::columns::{ReadLayout, Slot, WriteLayout};
+use super::{SqlNames, quote};
+
+/// A multi-row insert of `rows` rows in `layout`; with `upsert`, existing ids are updated
+/// (every written column except the id and a defaulted `createdon`).
+pub fn upsert_rows(
+    names: &SqlNames,
+    table: &str,
+    pk: &str,
+    layout: &WriteLayout,
+    rows: usize,
+    upsert: bool,
+) -> String {
+    let width = layout.width();
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", names.params(r * width + 1, width)))
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        names.table(table),
+        layout.column_list(),
+        values.join(", ")
+    );
+    if upsert {
+        let sets: Vec<String> = layout
+            .columns
+            .iter()
+            .filter(|(c, slot)| *slot != Slot::Id && !(c.name == "createdon" && *slot == Slot::Now))
+            .map(|(c, _)| format!("{0} = excluded.{0}", quote(&c.name)))
+            .collect();
+        sql.push_str(&format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            quote(pk),
+            sets.join(", ")
+        ));
+    }
+    sql
+}
+
+/// `UPDATE … SET … WHERE pk = ?`; returns the SQL and the slots to bind, in order (the id
+/// last). A defaulted `createdon` is left alone.
+pub fn update_one(names: &SqlNames, table: &str, pk: &str, layout: &WriteLayout) -> (String, Vec<Slot>) {
+    let mut slots = Vec::new();
+    let mut sets = Vec::new();
+    for (c, slot) in &layout.columns {
+        if *slot == Slot::Id || (c.name == "createdon" && *slot == Slot::Now) {
+            continue;
+        }
+        slots.push(*slot);
+        sets.push(format!(
+            "{} = {}",
+            quote(&c.name),
+            names.dialect.param(slots.len())
+        ));
+    }
+    slots.push(Slot::Id);
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {} = {}",
+        names.table(table),
+        sets.join(", "),
+        quote(pk),
+        names.dialect.param(slots.len())
+    );
+    (sql, slots)
+}
+
+/// Which of `n` ids exist.
+pub fn select_existing_ids(names: &SqlNames, table: &str, pk: &str, n: usize) -> String {
+    format!(
+        "SELECT {0} FROM {1} WHERE {0} IN ({2})",
+        quote(pk),
+        names.table(table),
+        names.params(1, n)
+    )
+}
+
+/// Deletes `n` ids and returns those that existed.
+pub fn delete_returning(names: &SqlNames, table: &str, pk: &str, n: usize) -> String {
+    format!(
+        "DELETE FROM {1} WHERE {0} IN ({2}) RETURNING {0}",
+        quote(pk),
+        names.table(table),
+        names.params(1, n)
+    )
+}
+
+/// Inserts `n` tombstones `(entity, id, versionnumber, deletedon)`.
+pub fn insert_tombstones(names: &SqlNames, n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|r| format!("({})", names.params(r * 4 + 1, 4)))
+        .collect();
+    format!(
+        "INSERT INTO {} (entity, id, versionnumber, deletedon) VALUES {}",
+        names.table("_tombstones"),
+        values.join(", ")
+    )
+}
+
+pub fn select_by_id(names: &SqlNames, table: &str, pk: &str, layout: &ReadLayout) -> String {
+    format!(
+        "SELECT {} FROM {} WHERE {} = {}",
+        layout.select_list(),
+        names.table(table),
+        quote(pk),
+        names.dialect.param(1)
+    )
+}
+
+/// A keyset page ordered by id: parameters are `(after?, limit)`.
+pub fn select_page(names: &SqlNames, table: &str, pk: &str, layout: &ReadLayout, after: bool) -> String {
+    let (filter, limit) = if after {
+        (
+            format!(" WHERE {} > {}", quote(pk), names.dialect.param(1)),
+            names.dialect.param(2),
+        )
+    } else {
+        (String::new(), names.dialect.param(1))
+    };
+    format!(
+        "SELECT {} FROM {}{filter} ORDER BY {} LIMIT {limit}",
+        layout.select_list(),
+        names.table(table),
+        quote(pk)
+    )
+}
+
+/// Live rows changed after a version: parameters `(since, limit)`.
+pub fn select_changes(names: &SqlNames, table: &str, layout: &ReadLayout) -> String {
+    format!(
+        "SELECT {} FROM {} WHERE versionnumber > {} ORDER BY versionnumber LIMIT {}",
+        layout.select_list(),
+        names.table(table),
+        names.dialect.param(1),
+        names.dialect.param(2)
+    )
+}
+
+/// Tombstones of an entity after a version, except those of records that exist again:
+/// parameters `(entity, after, limit)`.
+pub fn select_tombstones(names: &SqlNames, table: &str, pk: &str) -> String {
+    format!(
+        "SELECT t.id, t.versionnumber FROM {} t WHERE t.entity = {} AND t.versionnumber > {} \
+         AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.{} = t.id) ORDER BY t.versionnumber LIMIT {}",
+        names.table("_tombstones"),
+        names.dialect.param(1),
+        names.dialect.param(2),
+        names.table(table),
+        quote(pk),
+        names.dialect.param(3)
+    )
+}

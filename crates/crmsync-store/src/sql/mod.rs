@@ -1,0 +1,102 @@
+//! SQL text for the relational backends (SQLite and PostgreSQL).
+//!
+//! This module only produces strings and layouts; the backends execute them and bind values.
+//! Identifiers come from validated metadata names (see `crmsync_model::names`) and are still
+//! quoted; user values never appear in SQL text, only as numbered bind parameters in the order
+//! the layouts describe.
+//!
+//! Storage mapping of attribute types (see [`Storage`]):
+//!
+//! | attribute type                  | SQLite               | PostgreSQL         |
+//! |---------------------------------|----------------------|--------------------|
+//! | String, Memo                    | TEXT COLLATE NOCASE  | text               |
+//! | Integer, Picklist, State, Status| INTEGER              | integer            |
+//! | BigInt                          | INTEGER              | bigint             |
+//! | Decimal, Money                  | TEXT (canonical)     | numeric            |
+//! | Double                          | REAL                 | double precision   |
+//! | Boolean                         | INTEGER 0/1          | boolean            |
+//! | DateTime                        | INTEGER (µs, UTC)    | timestamptz        |
+//! | Uniqueidentifier                | BLOB (16 bytes)      | uuid               |
+//! | Lookup `x`                      | `x` BLOB + `x__type` TEXT | `x` uuid + `x__type` text |
+//!
+//! SQLite compares text case-insensitively (NOCASE), as Dataverse does; lengths are enforced by
+//! the model, not by column types, so widening a String is a metadata-only change.
+
+mod columns;
+mod ddl;
+mod dml;
+mod prepare;
+mod values;
+
+pub use columns::{ReadLayout, Slot, Storage, StoredColumn, WriteLayout, storage_of};
+pub use ddl::{add_attribute, create_entity_table, plan_metadata_change};
+pub use dml::{
+    delete_returning, insert_tombstones, select_by_id, select_changes, select_existing_ids, select_page,
+    select_tombstones, update_one, upsert_rows,
+};
+pub use prepare::{decode_record, prepare_upsert, record_label, rows_per_statement};
+pub use values::{Param, Raw, RowContext, param_of, row_params, slot_param, value_of};
+
+/// The SQL flavour of a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The `n`th (1-based) bind parameter.
+    pub fn param(&self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The most bind parameters one statement may carry.
+    pub fn max_params(&self) -> usize {
+        match self {
+            Dialect::Sqlite => 32_000,
+            Dialect::Postgres => 65_000,
+        }
+    }
+}
+
+/// Quotes an identifier. Names are validated upstream; quoting is the second line of defence.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// How a backend names tables: bare in SQLite (one file per org), schema-qualified in
+/// PostgreSQL (one schema per org).
+#[derive(Clone, Debug)]
+pub struct SqlNames {
+    pub dialect: Dialect,
+    pub schema: Option<String>,
+}
+
+impl SqlNames {
+    pub fn new(dialect: Dialect, schema: Option<String>) -> Self {
+        Self { dialect, schema }
+    }
+
+    pub fn table(&self, name: &str) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote(s), quote(name)),
+            None => quote(name),
+        }
+    }
+
+    /// An index name: unqualified (PostgreSQL puts it in the table's schema).
+    pub fn index(&self, table: &str, suffix: &str) -> String {
+        quote(&format!("ix_{table}_{suffix}"))
+    }
+
+    /// A comma-separated list of `count` parameters starting at `first`.
+    pub fn params(&self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|n| self.dialect.param(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

@@ -1,0 +1,73 @@
+//! Backend-neutral steps around statements: coercing a batch before it is bound, sizing
+//! multi-row statements, and assembling a record from read columns.
+
+use crmsync_model::{EntityMetadata, ModelError, Record, RecordBatch, RecordId, Value, ValueError};
+
+use super::values::{Raw, value_of};
+use super::{Dialect, ReadLayout, WriteLayout};
+use crate::{StoreError, StoreResult};
+
+/// Attributes that are NOT NULL in every entity table and may be written.
+const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode"];
+
+/// Checks a batch against its entity and coerces every value to its attribute's type, in
+/// place. Nothing is written when this fails; the error names the attribute (and the record).
+pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> StoreResult<WriteLayout> {
+    let layout = WriteLayout::new(entity, &batch.columns)?;
+    for (id, values) in &mut batch.rows {
+        if values.len() != batch.columns.len() {
+            return Err(StoreError::BadRequest(format!(
+                "record {id} has {} values for {} columns",
+                values.len(),
+                batch.columns.len()
+            )));
+        }
+        for (i, v) in values.iter_mut().enumerate() {
+            let attribute = &batch.columns[i];
+            let coerced = std::mem::replace(v, Value::Null).coerce(&layout.types[i]);
+            *v = coerced.map_err(|error| ModelError::InvalidValue {
+                attribute: attribute.clone(),
+                error,
+            })?;
+            if v.is_null() && NOT_NULL.contains(&attribute.as_str()) {
+                return Err(ModelError::InvalidValue {
+                    attribute: attribute.clone(),
+                    error: ValueError::Required,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(layout)
+}
+
+/// How many rows of `width` columns one multi-row statement carries.
+pub fn rows_per_statement(dialect: Dialect, width: usize) -> usize {
+    (dialect.max_params() / width.max(1)).clamp(1, 500)
+}
+
+/// Builds a record from the raw columns of one row read with `layout`.
+pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Record> {
+    let mut record = Record::default();
+    for (i, (name, ty, col)) in layout.attributes.iter().enumerate() {
+        let raw = std::mem::replace(&mut raws[*col], Raw::Null);
+        let lookup = matches!(ty, crmsync_model::AttributeType::Lookup { .. })
+            .then(|| std::mem::replace(&mut raws[col + 1], Raw::Null));
+        let value = value_of(ty, raw, lookup)?;
+        if i == 0 {
+            if let Value::Guid(id) = &value {
+                record.id = Some(*id);
+            }
+        }
+        record.values.insert(name.clone(), value);
+    }
+    if record.id.is_none() {
+        return Err(StoreError::database("a stored record has no id"));
+    }
+    Ok(record)
+}
+
+/// The id of a record, for messages.
+pub fn record_label(entity: &EntityMetadata, id: &RecordId) -> String {
+    format!("{}({id})", entity.logical_name)
+}

@@ -1,0 +1,108 @@
+//! Atomic write sets: the one way records are written.
+//!
+//! A [`WriteSet`] groups record upserts, deletes and state entries that must be committed
+//! together — a Web API write with its queued transaction row, or a downloaded batch with the
+//! change token that covers it. Backends apply a whole set in one database transaction, with
+//! one version allocation for all of its rows.
+
+use crmsync_model::{EntityName, Record, RecordBatch, RecordId, Version};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpsertMode {
+    /// Insert or update (partial: columns not in the batch keep their value).
+    Upsert,
+    /// Insert only: an existing id is a `Conflict`.
+    CreateOnly,
+    /// Update only: a missing id is `NotFound`.
+    UpdateOnly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// A missing id is `NotFound` and nothing of the set is applied.
+    MustExist,
+    /// A missing id is skipped (idempotent delete).
+    IgnoreMissing,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    Upsert {
+        entity: EntityName,
+        batch: RecordBatch,
+        mode: UpsertMode,
+    },
+    Delete {
+        entity: EntityName,
+        ids: Vec<RecordId>,
+        mode: DeleteMode,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteSet {
+    pub ops: Vec<WriteOp>,
+    /// State entries to set (`Some`) or remove (`None`) in the same transaction.
+    pub state: Vec<(String, Option<String>)>,
+    /// Count created and updated rows of upserts separately (costs one id lookup per row).
+    pub count_created: bool,
+}
+
+impl WriteSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn upsert(mut self, entity: EntityName, batch: RecordBatch, mode: UpsertMode) -> Self {
+        self.ops.push(WriteOp::Upsert { entity, batch, mode });
+        self
+    }
+
+    /// Adds one record (its id is required: callers generate ids for new records).
+    pub fn record(self, entity: EntityName, record: Record, mode: UpsertMode) -> Self {
+        let id = record.id.expect("a record written through a write set has an id");
+        let mut batch = RecordBatch::new(record.values.keys().cloned().collect());
+        batch.push(id, record.values.into_values().collect());
+        self.upsert(entity, batch, mode)
+    }
+
+    pub fn delete(mut self, entity: EntityName, ids: Vec<RecordId>, mode: DeleteMode) -> Self {
+        self.ops.push(WriteOp::Delete { entity, ids, mode });
+        self
+    }
+
+    pub fn set_state(mut self, key: impl Into<String>, value: Option<String>) -> Self {
+        self.state.push((key.into(), value));
+        self
+    }
+
+    pub fn counting_created(mut self) -> Self {
+        self.count_created = true;
+        self
+    }
+
+    /// Number of versions the set consumes: one per upserted row and per delete.
+    pub fn row_count(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Upsert { batch, .. } => batch.len(),
+                WriteOp::Delete { ids, .. } => ids.len(),
+            })
+            .sum()
+    }
+}
+
+/// What a [`WriteSet`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows inserted (only split from `updated` when `count_created` was asked; otherwise
+    /// every upserted row counts as updated).
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Versions assigned, in op and row order (upserted rows, then deleted rows actually
+    /// found, per op). Empty when nothing was written.
+    pub first_version: Option<Version>,
+    pub last_version: Option<Version>,
+}

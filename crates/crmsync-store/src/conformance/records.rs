@@ -29,7 +29,7 @@ pub(crate) fn full_record(id: RecordId) -> Record {
         )
         .with(
             "memo",
-            Value::String("line one\nline two\t\u{0}\u{7f} ".repeat(2000)),
+            Value::String("line one\nline two\t\u{1}\u{7f} ".repeat(2000)),
         )
         .with("short", Value::String("abcde".into()))
         .with("count", Value::Integer(-1000))
@@ -130,6 +130,7 @@ pub async fn invalid_values_are_refused_and_store_nothing(b: &impl TestBackend) 
         ("flag", Value::Integer(1), "expected boolean"),
         ("when", Value::String("31/12/2020".into()), "date/time"),
         ("score", Value::Double(f64::NAN), "finite"),
+        ("memo", Value::String("nul \u{0} inside".into()), "U+0000"),
         ("statecode", Value::Null, "required"),
         ("versionnumber", Value::BigInt(5), "read-only"),
         ("thingid", Value::Guid(RecordId::new_random()), "read-only"),

@@ -62,6 +62,9 @@ impl Dialect {
     }
 }
 
+/// The longest identifier PostgreSQL keeps whole (it truncates longer ones).
+const MAX_IDENTIFIER_LEN: usize = 63;
+
 /// Quotes an identifier. Names are validated upstream; quoting is the second line of defence.
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
@@ -87,9 +90,20 @@ impl SqlNames {
         }
     }
 
-    /// An index name: unqualified (PostgreSQL puts it in the table's schema).
+    /// An index name: unqualified (PostgreSQL puts it in the table's schema). PostgreSQL
+    /// truncates identifiers to 63 bytes, which could give two long names the same index: a
+    /// longer name keeps a prefix and a hash of the whole name.
     pub fn index(&self, table: &str, suffix: &str) -> String {
-        quote(&format!("ix_{table}_{suffix}"))
+        let name = format!("ix_{table}_{suffix}");
+        if name.len() <= MAX_IDENTIFIER_LEN {
+            return quote(&name);
+        }
+        // FNV-1a: stable across builds, unlike the std hasher.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        // Names are ASCII (validated metadata), so any byte offset is a char boundary.
+        quote(&format!("{}_{hash:016x}", &name[..MAX_IDENTIFIER_LEN - 17]))
     }
 
     /// A comma-separated list of `count` parameters starting at `first`.
@@ -98,5 +112,21 @@ impl SqlNames {
             .map(|n| self.dialect.param(n))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dialect, SqlNames};
+
+    #[test]
+    fn long_index_names_stay_distinct_within_postgres_identifier_limit() {
+        let names = SqlNames::new(Dialect::Postgres, Some("s".into()));
+        let table = "a".repeat(50);
+        let one = names.index(&table, "parent_account_id");
+        let two = names.index(&table, "parent_account_owner");
+        assert_ne!(one, two);
+        assert!(one.len() - 2 <= 63 && two.len() - 2 <= 63, "{one} {two}");
+        assert_eq!(names.index("thing", "parentid"), "\"ix_thing_parentid\"");
     }
 }

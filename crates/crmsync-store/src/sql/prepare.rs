@@ -12,6 +12,8 @@ const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode
 
 /// Checks a batch against its entity and coerces every value to its attribute's type, in
 /// place. Nothing is written when this fails; the error names the attribute (and the record).
+/// Text containing U+0000 is refused: PostgreSQL cannot store it, and both backends behave
+/// alike.
 pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> StoreResult<WriteLayout> {
     let layout = WriteLayout::new(entity, &batch.columns)?;
     for (id, values) in &mut batch.rows {
@@ -29,6 +31,17 @@ pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> Store
                 attribute: attribute.clone(),
                 error,
             })?;
+            // PostgreSQL text cannot hold U+0000; both backends refuse it alike.
+            if matches!(v, Value::String(s) if s.contains('\0')) {
+                return Err(ModelError::InvalidValue {
+                    attribute: attribute.clone(),
+                    error: ValueError::WrongType {
+                        expected: "text without NUL (U+0000) characters",
+                        got: "text containing U+0000".into(),
+                    },
+                }
+                .into());
+            }
             if v.is_null() && NOT_NULL.contains(&attribute.as_str()) {
                 return Err(ModelError::InvalidValue {
                     attribute: attribute.clone(),
@@ -54,10 +67,10 @@ pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Rec
         let lookup = matches!(ty, crmsync_model::AttributeType::Lookup { .. })
             .then(|| std::mem::replace(&mut raws[col + 1], Raw::Null));
         let value = value_of(ty, raw, lookup)?;
-        if i == 0 {
-            if let Value::Guid(id) = &value {
-                record.id = Some(*id);
-            }
+        if i == 0
+            && let Value::Guid(id) = &value
+        {
+            record.id = Some(*id);
         }
         record.values.insert(name.clone(), value);
     }

@@ -1,0 +1,374 @@
+//! Applying write sets: one transaction, one version allocation.
+//!
+//! The allocation `UPDATE _org_state SET version = version + n RETURNING …` comes first: its
+//! row lock is held until commit, so an org's writers (in every instance) commit one after
+//! the other, in version order. A failing statement aborts the transaction and the whole set.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use crmsync_model::{EntityMetadata, RecordBatch, RecordId, Value};
+use crmsync_store::sql::{self, RowContext, WriteLayout};
+use crmsync_store::{DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use crate::PgOrg;
+use crate::bind::{bind, db_err};
+
+/// The allocation cursor of one write set.
+struct Versions {
+    next: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl Versions {
+    fn take(&mut self) -> i64 {
+        let v = self.next;
+        self.next += 1;
+        self.first.get_or_insert(v);
+        self.last = Some(v);
+        v
+    }
+}
+
+/// Now, at the microsecond precision of `timestamptz`.
+pub(crate) fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default()
+}
+
+type Row = (RecordId, Vec<Value>);
+
+/// Splits rows into statements of at most `max` rows in which no id appears twice:
+/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that touches one row twice, and a later
+/// statement applies a repeated id after its earlier occurrence, as the batch orders it.
+fn statements(rows: &[Row], max: usize) -> Vec<&[Row]> {
+    let mut out = Vec::new();
+    let (mut start, mut ids) = (0, HashSet::new());
+    for (i, (id, _)) in rows.iter().enumerate() {
+        if i - start == max || !ids.insert(*id) {
+            out.push(&rows[start..i]);
+            start = i;
+            ids.clear();
+            ids.insert(*id);
+        }
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+impl PgOrg {
+    #[allow(clippy::too_many_arguments)]
+    async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        entity: &EntityMetadata,
+        batch: &RecordBatch,
+        layout: &WriteLayout,
+        mode: UpsertMode,
+        count_created: bool,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let table = entity.logical_name.as_str();
+        let pk = entity.primary_id_attribute.as_str();
+        let now = now();
+        if mode == UpsertMode::UpdateOnly {
+            return self
+                .update_each(conn, entity, batch, layout, now, versions, outcome)
+                .await;
+        }
+        let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
+        for chunk in statements(&batch.rows, per_statement) {
+            if count_created || mode == UpsertMode::CreateOnly {
+                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let existing = self.existing_ids(conn, entity, &ids).await?;
+                if mode == UpsertMode::CreateOnly
+                    && let Some(id) = ids.iter().find(|id| existing.contains(id))
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "{} already exists",
+                        sql::record_label(entity, id)
+                    )));
+                }
+                outcome.created += (chunk.len() - existing.len()) as u64;
+                outcome.updated += existing.len() as u64;
+            } else {
+                outcome.updated += chunk.len() as u64;
+            }
+            let statement = sql::upsert_rows(
+                &self.names,
+                table,
+                pk,
+                layout,
+                chunk.len(),
+                mode == UpsertMode::Upsert,
+            );
+            let mut q = sqlx::query(AssertSqlSafe(statement));
+            for (id, values) in chunk {
+                let row = RowContext {
+                    id: *id,
+                    version: versions.take(),
+                    now,
+                    values,
+                };
+                for p in sql::row_params(layout, &row) {
+                    q = bind(q, p);
+                }
+            }
+            q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Update-only writes: one `UPDATE` per row, so a missing id is reported by name.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_each(
+        &self,
+        conn: &mut PgConnection,
+        entity: &EntityMetadata,
+        batch: &RecordBatch,
+        layout: &WriteLayout,
+        now: DateTime<Utc>,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let (statement, slots) = sql::update_one(
+            &self.names,
+            entity.logical_name.as_str(),
+            entity.primary_id_attribute.as_str(),
+            layout,
+        );
+        let storages: Vec<sql::Storage> = slots
+            .iter()
+            .map(|slot| {
+                layout
+                    .columns
+                    .iter()
+                    .find(|(_, s)| s == slot)
+                    .map_or(sql::Storage::Text, |(c, _)| c.storage)
+            })
+            .collect();
+        for (id, values) in &batch.rows {
+            let row = RowContext {
+                id: *id,
+                version: versions.take(),
+                now,
+                values,
+            };
+            let mut q = sqlx::query(AssertSqlSafe(statement.clone()));
+            for (slot, storage) in slots.iter().zip(&storages) {
+                q = bind(q, sql::slot_param(*slot, *storage, &row));
+            }
+            if q.execute(&mut *conn).await.map_err(db_err)?.rows_affected() == 0 {
+                return Err(StoreError::not_found(sql::record_label(entity, id)));
+            }
+            outcome.updated += 1;
+        }
+        Ok(())
+    }
+
+    async fn existing_ids(
+        &self,
+        conn: &mut PgConnection,
+        entity: &EntityMetadata,
+        ids: &[RecordId],
+    ) -> StoreResult<HashSet<RecordId>> {
+        let statement = sql::select_existing_ids(
+            &self.names,
+            entity.logical_name.as_str(),
+            entity.primary_id_attribute.as_str(),
+            ids.len(),
+        );
+        let mut q = sqlx::query_scalar::<_, uuid::Uuid>(AssertSqlSafe(statement));
+        for id in ids {
+            q = q.bind(*id.as_uuid());
+        }
+        let found = q.fetch_all(&mut *conn).await.map_err(db_err)?;
+        Ok(found.into_iter().map(RecordId::from_uuid).collect())
+    }
+
+    async fn delete(
+        &self,
+        conn: &mut PgConnection,
+        entity: &EntityMetadata,
+        ids: &[RecordId],
+        mode: DeleteMode,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let now = now();
+        for chunk in ids.chunks(500) {
+            let statement = sql::delete_returning(
+                &self.names,
+                entity.logical_name.as_str(),
+                entity.primary_id_attribute.as_str(),
+                chunk.len(),
+            );
+            let mut q = sqlx::query_scalar::<_, uuid::Uuid>(AssertSqlSafe(statement));
+            for id in chunk {
+                q = q.bind(*id.as_uuid());
+            }
+            let deleted: HashSet<uuid::Uuid> = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect();
+            if mode == DeleteMode::MustExist
+                && let Some(missing) = chunk.iter().find(|id| !deleted.contains(id.as_uuid()))
+            {
+                return Err(StoreError::not_found(sql::record_label(entity, missing)));
+            }
+            // Tombstones in request order (once per id), so versions follow the caller's order.
+            let mut seen = HashSet::new();
+            let gone: Vec<&RecordId> = chunk
+                .iter()
+                .filter(|id| deleted.contains(id.as_uuid()) && seen.insert(**id))
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql::insert_tombstones(&self.names, gone.len())));
+            for id in &gone {
+                q = q
+                    .bind(entity.logical_name.as_str())
+                    .bind(*id.as_uuid())
+                    .bind(versions.take())
+                    .bind(now);
+            }
+            q.execute(&mut *conn).await.map_err(db_err)?;
+            outcome.deleted += gone.len() as u64;
+        }
+        Ok(())
+    }
+
+    async fn apply_state(
+        &self,
+        conn: &mut PgConnection,
+        state: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        let table = self.table("_state");
+        for (key, value) in state {
+            let q = match value {
+                Some(v) => sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {table} (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                )))
+                .bind(key.as_str())
+                .bind(v.as_str()),
+                None => sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE key = $1")))
+                    .bind(key.as_str()),
+            };
+            q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn apply(&self, mut set: WriteSet) -> StoreResult<WriteOutcome> {
+        let n = set.row_count() as i64;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let allocate = format!(
+            "UPDATE {} SET version = version + $1 RETURNING version, metadata_version, epoch",
+            self.table("_org_state")
+        );
+        let (last, metadata_version, epoch): (i64, i64, uuid::Uuid) = sqlx::query_as(AssertSqlSafe(allocate))
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let schema = self.schema_at(&mut tx, epoch, metadata_version).await?;
+        let mut versions = Versions {
+            next: last - n + 1,
+            first: None,
+            last: None,
+        };
+        let mut outcome = WriteOutcome::default();
+        for op in &mut set.ops {
+            match op {
+                WriteOp::Upsert { entity, batch, mode } => {
+                    let meta = schema.entity(entity.as_str())?;
+                    let layout = sql::prepare_upsert(meta, batch)?;
+                    self.upsert(
+                        &mut tx,
+                        meta,
+                        batch,
+                        &layout,
+                        *mode,
+                        set.count_created,
+                        &mut versions,
+                        &mut outcome,
+                    )
+                    .await?;
+                }
+                WriteOp::Delete { entity, ids, mode } => {
+                    let meta = schema.entity(entity.as_str())?;
+                    self.delete(&mut tx, meta, ids, *mode, &mut versions, &mut outcome)
+                        .await?;
+                }
+            }
+        }
+        self.apply_state(&mut tx, &set.state).await?;
+        tx.commit().await.map_err(db_err)?;
+        outcome.first_version = versions.first;
+        outcome.last_version = versions.last;
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl crmsync_store::RecordStore for PgOrg {
+    async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
+        self.apply(set).await
+    }
+
+    async fn retrieve(
+        &self,
+        entity: &crmsync_model::EntityName,
+        id: RecordId,
+        columns: Option<&[crmsync_model::AttributeName]>,
+    ) -> StoreResult<crmsync_model::Record> {
+        self.retrieve_record(entity, id, columns).await
+    }
+
+    async fn list(
+        &self,
+        entity: &crmsync_model::EntityName,
+        request: &crmsync_store::ListRequest,
+    ) -> StoreResult<crmsync_store::RecordPage> {
+        self.list_records(entity, request).await
+    }
+
+    async fn count(&self, entity: &crmsync_model::EntityName) -> StoreResult<u64> {
+        self.count_records(entity).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(ids: &[u8]) -> Vec<Row> {
+        ids.iter()
+            .map(|i| {
+                (
+                    RecordId::from_uuid(uuid::Uuid::from_u128(u128::from(*i))),
+                    Vec::new(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn statements_respect_size_and_never_repeat_an_id() {
+        let r = rows(&[1, 2, 3, 1, 4, 5, 6]);
+        let lens: Vec<usize> = statements(&r, 3).iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [3, 3, 1]);
+        let r = rows(&[1, 1, 1]);
+        assert_eq!(statements(&r, 10).len(), 3);
+        assert!(statements(&[], 10).is_empty());
+    }
+}

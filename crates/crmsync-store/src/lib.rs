@@ -23,6 +23,7 @@
 mod catalog;
 mod error;
 mod org;
+mod query;
 pub mod password;
 pub mod sql;
 mod write;
@@ -36,7 +37,13 @@ pub use org::{
     Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, MetadataStore, OrgStore, RecordPage,
     RecordStore, StateStore,
 };
+pub use query::{PageCursor, PageRequest, QueryPage, QueryRow, QueryStore};
 pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+
+/// Rows per transaction for bulk loads (sample data, initial sync): with random GUID keys,
+/// committing every few thousand rows is several times slower than every ~100k, because each
+/// commit rewrites the index pages the batch dirtied.
+pub const BULK_BATCH_ROWS: usize = 100_000;
 
 /// Default retention of tombstones (SPEC: 90 days).
 pub const DEFAULT_TOMBSTONE_RETENTION_DAYS: i64 = 90;

@@ -13,9 +13,8 @@ use crmsync_sample::{SampleCounts, SampleEntity, SampleGenerator, crm_entities};
 use crmsync_store::{OrgStore, UpsertMode, WriteSet};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Rows per transaction: large batches are several times faster than small ones with random
-/// GUID keys, and 50k rows keep memory modest.
-pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+/// Rows per transaction (see [`crmsync_store::BULK_BATCH_ROWS`]).
+pub const DEFAULT_BATCH_ROWS: usize = crmsync_store::BULK_BATCH_ROWS;
 
 /// Creates the sample entities that do not exist yet.
 pub async fn create_schema(store: &dyn OrgStore) -> anyhow::Result<()> {

@@ -45,10 +45,12 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// The `n`th (1-based) bind parameter.
+    /// The `n`th (1-based) bind parameter. Statements always use their parameters in
+    /// order of appearance, so SQLite gets anonymous `?`: numbered `?NNN` parameters make
+    /// binding quadratic in the parameter count (SQLite looks each name up in a list).
     pub fn param(&self, n: usize) -> String {
         match self {
-            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Sqlite => "?".to_owned(),
             Dialect::Postgres => format!("${n}"),
         }
     }

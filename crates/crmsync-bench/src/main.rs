@@ -1,0 +1,33 @@
+//! `crmsync-bench`: performance measured against the raw limit of the same machine in the same
+//! run, so that figures stay meaningful on a shared, noisy machine.
+//!
+//! - `store`: bulk upsert of account records through the store API versus a minimal
+//!   hand-written batched upsert into an identical table of the same database engine.
+
+mod raw_sqlite;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "crmsync-bench", about = "crmsync benchmarks, each beside its raw limit")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Bulk upsert of account-like records through the store API versus a raw batched upsert.
+    Store(store::StoreBench),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Bench::Store(b) => b.run().await,
+        }
+    })
+}

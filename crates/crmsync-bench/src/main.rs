@@ -4,13 +4,17 @@
 //! - `store`: bulk upsert of account records through the store API versus a minimal
 //!   hand-written batched upsert into an identical table of the same database engine.
 
+mod raw_postgres;
 mod raw_sqlite;
 mod store;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "crmsync-bench", about = "crmsync benchmarks, each beside its raw limit")]
+#[command(
+    name = "crmsync-bench",
+    about = "crmsync benchmarks, each beside its raw limit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Bench,

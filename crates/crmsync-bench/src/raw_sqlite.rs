@@ -47,7 +47,10 @@ pub async fn upsert_all(path: &Path, generator: &SampleGenerator) -> anyhow::Res
     let started = Instant::now();
     let mut tx = conn.begin().await?;
     elapsed += started.elapsed();
-    let account = crm_entities().into_iter().next().expect("the sample has an account entity");
+    let account = crm_entities()
+        .into_iter()
+        .next()
+        .expect("the sample has an account entity");
     for batch in generator.batches(SampleEntity::Account, 50_000) {
         // Storage columns: id, version, then each attribute (two for a lookup).
         let mut cols = vec!["accountid".to_string(), "versionnumber".to_string()];
@@ -68,10 +71,16 @@ pub async fn upsert_all(path: &Path, generator: &SampleGenerator) -> anyhow::Res
             let values: Vec<String> = (0..chunk.len())
                 .map(|_| format!("({})", vec!["?"; width].join(",")))
                 .collect();
-            let updates: Vec<String> = cols[1..].iter().map(|c| format!("\"{c}\" = excluded.\"{c}\"")).collect();
+            let updates: Vec<String> = cols[1..]
+                .iter()
+                .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+                .collect();
             let sql = format!(
                 "INSERT INTO account ({}) VALUES {} ON CONFLICT (accountid) DO UPDATE SET {}",
-                cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(","),
+                cols.iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 values.join(","),
                 updates.join(",")
             );

@@ -29,6 +29,15 @@ impl Versions {
     }
 }
 
+/// One upsert op of a write set, checked and coerced.
+struct Upsert<'a> {
+    entity: &'a EntityMetadata,
+    batch: &'a RecordBatch,
+    layout: &'a WriteLayout,
+    mode: UpsertMode,
+    count_created: bool,
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default()
 }
@@ -37,14 +46,17 @@ impl SqliteOrg {
     async fn upsert(
         &self,
         conn: &mut SqliteConnection,
-        entity: &EntityMetadata,
-        batch: &RecordBatch,
-        layout: &WriteLayout,
-        mode: UpsertMode,
-        count_created: bool,
+        job: Upsert<'_>,
         versions: &mut Versions,
         outcome: &mut WriteOutcome,
     ) -> StoreResult<()> {
+        let Upsert {
+            entity,
+            batch,
+            layout,
+            mode,
+            count_created,
+        } = job;
         let table = entity.logical_name.as_str();
         let pk = entity.primary_id_attribute.as_str();
         let now = now();
@@ -81,13 +93,13 @@ impl SqliteOrg {
             if count_created || mode == UpsertMode::CreateOnly {
                 let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
                 let existing = self.existing_ids(conn, entity, &ids).await?;
-                if mode == UpsertMode::CreateOnly {
-                    if let Some(id) = ids.iter().find(|id| existing.contains(id)) {
-                        return Err(StoreError::Conflict(format!(
-                            "{} already exists",
-                            sql::record_label(entity, id)
-                        )));
-                    }
+                if mode == UpsertMode::CreateOnly
+                    && let Some(id) = ids.iter().find(|id| existing.contains(id))
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "{} already exists",
+                        sql::record_label(entity, id)
+                    )));
                 }
                 outcome.created += (chunk.len() - existing.len()) as u64;
                 outcome.updated += existing.len() as u64;
@@ -166,10 +178,10 @@ impl SqliteOrg {
                 .map_err(db_err)?
                 .into_iter()
                 .collect();
-            if mode == DeleteMode::MustExist {
-                if let Some(missing) = chunk.iter().find(|id| !deleted.contains(id.as_uuid())) {
-                    return Err(StoreError::not_found(sql::record_label(entity, missing)));
-                }
+            if mode == DeleteMode::MustExist
+                && let Some(missing) = chunk.iter().find(|id| !deleted.contains(id.as_uuid()))
+            {
+                return Err(StoreError::not_found(sql::record_label(entity, missing)));
             }
             // Tombstones in request order, so versions follow the caller's order.
             let gone: Vec<&RecordId> = chunk.iter().filter(|id| deleted.contains(id.as_uuid())).collect();
@@ -232,17 +244,14 @@ impl SqliteOrg {
                 WriteOp::Upsert { entity, batch, mode } => {
                     let meta = schema.entity(entity.as_str())?;
                     let layout = sql::prepare_upsert(meta, batch)?;
-                    self.upsert(
-                        &mut tx,
-                        meta,
+                    let job = Upsert {
+                        entity: meta,
                         batch,
-                        &layout,
-                        *mode,
-                        set.count_created,
-                        &mut versions,
-                        &mut outcome,
-                    )
-                    .await?;
+                        layout: &layout,
+                        mode: *mode,
+                        count_created: set.count_created,
+                    };
+                    self.upsert(&mut tx, job, &mut versions, &mut outcome).await?;
                 }
                 WriteOp::Delete { entity, ids, mode } => {
                     let meta = schema.entity(entity.as_str())?;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "crmsync", version, about = "Host CRM organizations and keep a client organization synchronized with a server organization.")]
+#[command(
+    name = "crmsync",
+    version,
+    about = "Host CRM organizations and keep a client organization synchronized with a server organization."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,

@@ -18,13 +18,21 @@ pub const DEFAULT_BATCH_ROWS: usize = crmsync_store::BULK_BATCH_ROWS;
 
 /// Creates the sample entities that do not exist yet.
 pub async fn create_schema(store: &dyn OrgStore) -> anyhow::Result<()> {
-    let existing: Vec<String> = store.entities().await?.iter().map(|e| e.logical_name.to_string()).collect();
+    let existing: Vec<String> = store
+        .entities()
+        .await?
+        .iter()
+        .map(|e| e.logical_name.to_string())
+        .collect();
     let changes: Vec<MetadataChange> = crm_entities()
         .into_iter()
         .filter(|e| !existing.iter().any(|x| x == e.logical_name.as_str()))
         .map(|entity| MetadataChange::CreateEntity { entity })
         .collect();
-    store.apply_metadata(&changes).await.context("cannot create the sample entities")?;
+    store
+        .apply_metadata(&changes)
+        .await
+        .context("cannot create the sample entities")?;
     Ok(())
 }
 
@@ -34,7 +42,11 @@ pub struct LoadReport {
 }
 
 /// Creates the schema and writes all sample records of `generator`.
-pub async fn load(store: &dyn OrgStore, generator: SampleGenerator, batch_rows: usize) -> anyhow::Result<LoadReport> {
+pub async fn load(
+    store: &dyn OrgStore,
+    generator: SampleGenerator,
+    batch_rows: usize,
+) -> anyhow::Result<LoadReport> {
     create_schema(store).await?;
     let started = Instant::now();
     let counts = generator.counts();
@@ -65,5 +77,8 @@ pub async fn load(store: &dyn OrgStore, generator: SampleGenerator, batch_rows: 
     }
     producer.await.context("sample generator failed")?;
     progress.finish_and_clear();
-    Ok(LoadReport { counts, elapsed: started.elapsed() })
+    Ok(LoadReport {
+        counts,
+        elapsed: started.elapsed(),
+    })
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use crmsync_store::Catalog;
+use crmsync_store_postgres::PgCatalog;
 use crmsync_store_sqlite::SqliteCatalog;
 
 use crate::cli::StoreArgs;
@@ -12,7 +13,10 @@ use crate::cli::StoreArgs;
 pub async fn open(args: &StoreArgs) -> anyhow::Result<Arc<dyn Catalog>> {
     match &args.database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!("PostgreSQL support is not built into this binary")
+            let catalog = PgCatalog::connect_default(url)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Ok(Arc::new(catalog))
         }
         Some(url) => bail!("unsupported database URL '{url}': expected postgres://…"),
         None => {

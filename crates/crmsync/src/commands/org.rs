@@ -18,9 +18,19 @@ pub async fn run(args: &StoreArgs, cmd: OrgCommand) -> anyhow::Result<()> {
 async fn create_org(args: &StoreArgs, cmd: OrgCreate) -> anyhow::Result<()> {
     let name = OrgName::parse(&cmd.name)?;
     let catalog = store::open(args).await?;
-    let admin = NewUser { email: cmd.admin_email.clone(), password: cmd.admin_password.clone(), role: Role::Admin };
-    catalog.create_org(&name, admin).await.with_context(|| format!("cannot create organization '{name}'"))?;
-    println!("Created organization '{name}' with administrator {}.", cmd.admin_email.trim().to_lowercase());
+    let admin = NewUser {
+        email: cmd.admin_email.clone(),
+        password: cmd.admin_password.clone(),
+        role: Role::Admin,
+    };
+    catalog
+        .create_org(&name, admin)
+        .await
+        .with_context(|| format!("cannot create organization '{name}'"))?;
+    println!(
+        "Created organization '{name}' with administrator {}.",
+        cmd.admin_email.trim().to_lowercase()
+    );
     if cmd.sample.is_some() {
         let org = catalog.open_org(&name).await?;
         let generator = SampleGenerator::new(cmd.seed, cmd.records);
@@ -43,7 +53,11 @@ async fn list(args: &StoreArgs) -> anyhow::Result<()> {
         println!("No organizations.");
     }
     for org in orgs {
-        println!("{}\tcreated {}", org.name, org.created_on.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!(
+            "{}\tcreated {}",
+            org.name,
+            org.created_on.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
     Ok(())
 }

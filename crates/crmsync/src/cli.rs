@@ -34,6 +34,15 @@ pub enum Command {
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Serve the Web API of every organization until stopped (Ctrl-C or SIGTERM).
+    Serve(Serve),
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Address to listen on.
+    #[arg(long, env = "CRMSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 #[derive(Debug, Subcommand)]

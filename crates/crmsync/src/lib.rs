@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod commands;
+pub mod keys;
 pub mod sample;
 pub mod store;

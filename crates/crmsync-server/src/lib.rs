@@ -1,0 +1,53 @@
+//! The crmsync HTTP server. [`app`] builds the whole router without a socket, so tests call
+//! it in-process or bind port 0; [`serve`] runs it until the shutdown future completes.
+//!
+//! Routes:
+//! - `GET /healthz`
+//! - `POST /{org}/oauth2/token` — bearer tokens (`auth`)
+//! - `/{org}/api/data/v9.2/…` — the Dataverse-compatible Web API (`webapi`)
+//!
+//! Every org-scoped route authenticates the caller against that org's users; a caller of
+//! another org, a missing org and wrong credentials all get the same 401, so nothing leaks.
+
+pub mod auth;
+mod error;
+mod state;
+pub mod webapi;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use error::ApiError;
+pub use state::{AppState, ServerConfig};
+
+/// Largest request body accepted (a `$batch` of 1,000 operations fits).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/{org}/oauth2/token", post(auth::token))
+        .route("/{org}/api/data/v9.2", axum::routing::any(webapi::dispatch_root))
+        .route("/{org}/api/data/v9.2/", axum::routing::any(webapi::dispatch_root))
+        .route(
+            "/{org}/api/data/v9.2/{*path}",
+            axum::routing::any(webapi::dispatch),
+        )
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the requests
+/// in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,49 @@
+//! Shared state of the server: the catalog, the authenticator and settings.
+
+use std::sync::Arc;
+
+use crmsync_store::Catalog;
+
+use crate::auth::Authenticator;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Key signing bearer tokens (derived from the master key).
+    pub token_key: [u8; 32],
+    /// Lifetime of bearer tokens, in seconds.
+    pub token_ttl_secs: i64,
+    /// Default and largest page size of collection reads (`Prefer: odata.maxpagesize`).
+    pub max_page_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            token_key: rand::random(),
+            token_ttl_secs: 3600,
+            max_page_size: 5000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<dyn Catalog>,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(catalog: Arc<dyn Catalog>, config: ServerConfig) -> Self {
+        let auth = Arc::new(Authenticator::new(
+            catalog.clone(),
+            config.token_key,
+            config.token_ttl_secs,
+        ));
+        Self {
+            catalog,
+            auth,
+            config: Arc::new(config),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Records in Dataverse's JSON shape.
+//!
+//! Reading: attributes by logical name; a lookup `x` as `_x_value` (the id), with the
+//! `Microsoft.Dynamics.CRM.lookuplogicalname` annotation when asked for; option sets as
+//! integers with an `OData.Community.Display.V1.FormattedValue` label when asked for;
+//! `@odata.etag` from `versionnumber`.
+//!
+//! Writing: attributes by logical name; lookups as `x@odata.bind` or `x_target@odata.bind`
+//! with `/set(id)` (absolute URLs too) or null. Instance annotations (`@odata.type`, …) are
+//! ignored, and so are the system-managed `createdon`, `modifiedon` and `versionnumber`,
+//! which clients often send back as they read them.
+
+use crmsync_model::{
+    AttributeMetadata, AttributeType, EntityMetadata, EntityReference, Record, RecordId, Value,
+};
+use serde_json::{Map, Value as Json};
+
+use super::Prefer;
+use crate::ApiError;
+
+const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
+const LOOKUP_NAME: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
+
+pub fn etag(record: &Record) -> Option<String> {
+    match record.get("versionnumber") {
+        Some(Value::BigInt(v)) => Some(format!("W/\"{v}\"")),
+        _ => None,
+    }
+}
+
+/// One record as a JSON object (without `@odata.context`).
+pub fn record_to_json(entity: &EntityMetadata, record: &Record, prefer: &Prefer) -> Map<String, Json> {
+    let mut out = Map::new();
+    if let Some(tag) = etag(record) {
+        out.insert("@odata.etag".into(), Json::String(tag));
+    }
+    for (name, value) in &record.values {
+        let attr = entity.attribute(name.as_str());
+        match (attr.map(|a| &a.attribute_type), value) {
+            (Some(AttributeType::Lookup { .. }), v) => {
+                let key = format!("_{name}_value");
+                if let Value::Lookup(r) = v {
+                    out.insert(key.clone(), Json::String(r.id.to_string()));
+                    if prefer.wants_annotation(LOOKUP_NAME) {
+                        out.insert(format!("{key}@{LOOKUP_NAME}"), Json::String(r.entity.to_string()));
+                    }
+                } else {
+                    out.insert(key, Json::Null);
+                }
+            }
+            (Some(ty), Value::OptionSet(v)) => {
+                out.insert(name.to_string(), Json::from(*v));
+                let label = ty
+                    .option_set()
+                    .and_then(|s| s.options.iter().find(|o| o.value == *v));
+                if let Some(label) = label.filter(|_| prefer.wants_annotation(FORMATTED)) {
+                    out.insert(format!("{name}@{FORMATTED}"), Json::String(label.label.clone()));
+                }
+            }
+            (_, v) => {
+                out.insert(name.to_string(), v.to_json());
+            }
+        }
+    }
+    out
+}
+
+/// Finds the lookup attribute a navigation property `nav` (`x` or `x_target`) writes.
+fn lookup_for_nav<'e>(
+    entity: &'e EntityMetadata,
+    nav: &str,
+) -> Option<(&'e AttributeMetadata, Option<String>)> {
+    let nav = nav.to_ascii_lowercase();
+    if let Some(a) = entity
+        .attribute(&nav)
+        .filter(|a| matches!(a.attribute_type, AttributeType::Lookup { .. }))
+    {
+        return Some((a, None));
+    }
+    let (attr, target) = nav.rsplit_once('_')?;
+    let a = entity
+        .attribute(attr)
+        .filter(|a| matches!(a.attribute_type, AttributeType::Lookup { .. }))?;
+    Some((a, Some(target.to_owned())))
+}
+
+/// `/accounts(guid)`, `accounts(guid)` or an absolute URL ending so -> (`accounts`, id).
+fn parse_bind(value: &str) -> Option<(String, RecordId)> {
+    let last = value.trim_end_matches('/').rsplit('/').next()?;
+    let open = last.find('(')?;
+    let id = RecordId::parse(last[open + 1..].strip_suffix(')')?).ok()?;
+    Some((last[..open].to_owned(), id))
+}
+
+/// Reads a JSON body into a record of `entity`; `entities` resolve `@odata.bind` targets.
+pub fn record_from_json(
+    entity: &EntityMetadata,
+    entities: &[EntityMetadata],
+    body: &Json,
+) -> Result<Record, ApiError> {
+    let map = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    let mut record = Record::default();
+    for (key, json) in map {
+        if let Some(nav) = key.strip_suffix("@odata.bind") {
+            let (attr, target) = lookup_for_nav(entity, nav).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "'{nav}' is not a lookup navigation property of '{}'",
+                    entity.logical_name
+                ))
+            })?;
+            let value = match json {
+                Json::Null => Value::Null,
+                Json::String(s) => {
+                    let (set, id) = parse_bind(s).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "'{s}' in {key} is not a reference like /accounts(<guid>)"
+                        ))
+                    })?;
+                    let target_entity =
+                        entities
+                            .iter()
+                            .find(|e| e.entity_set_name == set)
+                            .ok_or_else(|| {
+                                ApiError::bad_request(format!("unknown entity set '{set}' in {key}"))
+                            })?;
+                    if target
+                        .as_ref()
+                        .is_some_and(|t| t != target_entity.logical_name.as_str())
+                    {
+                        return Err(ApiError::bad_request(format!(
+                            "{key} names '{}' but binds to '{set}'",
+                            target.unwrap_or_default()
+                        )));
+                    }
+                    Value::Lookup(EntityReference {
+                        entity: target_entity.logical_name.clone(),
+                        id,
+                    })
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "{key} must be a string like /accounts(<guid>) or null, got {other}"
+                    )));
+                }
+            };
+            let value = value.coerce(&attr.attribute_type).map_err(|error| {
+                crmsync_model::ModelError::InvalidValue {
+                    attribute: attr.logical_name.clone(),
+                    error,
+                }
+            })?;
+            record.values.insert(attr.logical_name.clone(), value);
+            continue;
+        }
+        if key.contains('@') || key.starts_with("@odata") {
+            continue;
+        }
+        if matches!(key.as_str(), "createdon" | "modifiedon" | "versionnumber") {
+            continue;
+        }
+        if let Some(lookup) = key.strip_prefix('_').and_then(|k| k.strip_suffix("_value")) {
+            return Err(ApiError::bad_request(format!(
+                "'{key}' is read-only: write the lookup as \"{lookup}@odata.bind\": \"/<set>(<id>)\""
+            )));
+        }
+        let attr = entity.attribute(key).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "The property '{key}' does not exist on type '{}'",
+                entity.logical_name
+            ))
+        })?;
+        let value = Value::from_json(json, &attr.attribute_type).map_err(|error| {
+            crmsync_model::ModelError::InvalidValue {
+                attribute: attr.logical_name.clone(),
+                error,
+            }
+        })?;
+        if attr.logical_name == entity.primary_id_attribute {
+            match value {
+                Value::Guid(id) => record.id = Some(id),
+                _ => return Err(ApiError::bad_request(format!("'{key}' must be a GUID"))),
+            }
+            continue;
+        }
+        record.values.insert(attr.logical_name.clone(), value);
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_model::EntityName;
+
+    fn entities() -> Vec<EntityMetadata> {
+        crmsync_sample_like()
+    }
+
+    fn crmsync_sample_like() -> Vec<EntityMetadata> {
+        let account = EntityMetadata::new("account", "accounts", "name").unwrap();
+        let contact = EntityMetadata::new("contact", "contacts", "fullname")
+            .unwrap()
+            .with_attribute(
+                AttributeMetadata::new(
+                    "parentcustomerid",
+                    AttributeType::Lookup {
+                        targets: vec![
+                            EntityName::parse("account").unwrap(),
+                            EntityName::parse("contact").unwrap(),
+                        ],
+                    },
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        vec![account, contact]
+    }
+
+    #[test]
+    fn binds_and_values_are_read_with_clear_errors() {
+        let es = entities();
+        let id = RecordId::new_random();
+        let body = serde_json::json!({
+            "fullname": "Ada",
+            "parentcustomerid_account@odata.bind": format!("/accounts({id})"),
+            "@odata.type": "#Microsoft.Dynamics.CRM.contact",
+            "modifiedon": "2020-01-01T00:00:00Z",
+        });
+        let r = record_from_json(&es[1], &es, &body).unwrap();
+        assert_eq!(r.get("fullname"), Some(&Value::String("Ada".into())));
+        assert_eq!(
+            r.get("parentcustomerid"),
+            Some(&Value::Lookup(EntityReference {
+                entity: EntityName::parse("account").unwrap(),
+                id
+            }))
+        );
+        assert_eq!(r.get("modifiedon"), None);
+        let bad = serde_json::json!({"nosuch": 1});
+        assert!(
+            record_from_json(&es[1], &es, &bad)
+                .unwrap_err()
+                .message
+                .contains("'nosuch' does not exist")
+        );
+        let wrong = serde_json::json!({"parentcustomerid_contact@odata.bind": format!("/accounts({id})")});
+        assert!(record_from_json(&es[1], &es, &wrong).is_err());
+        let ro = serde_json::json!({"_parentcustomerid_value": id.to_string()});
+        assert!(
+            record_from_json(&es[1], &es, &ro)
+                .unwrap_err()
+                .message
+                .contains("@odata.bind")
+        );
+        let ty = serde_json::json!({"fullname": 5});
+        assert!(
+            record_from_json(&es[1], &es, &ty)
+                .unwrap_err()
+                .message
+                .contains("fullname")
+        );
+        assert!(record_from_json(&es[1], &es, &serde_json::json!([1])).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Single records: `GET|PATCH|DELETE /{set}({id})` and `POST /{set}`.
+//!
+//! `PATCH` is an upsert unless `If-Match: *` (update only; a missing record is 404) or
+//! `If-None-Match: *` (create only; an existing record is 412). `If-Match` with an etag
+//! updates only the version it names (412 otherwise). Writes answer 204 with
+//! `OData-EntityId`, or the record itself with `Prefer: return=representation`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crmsync_model::{AttributeName, EntityMetadata, RecordId};
+use crmsync_store::{DeleteMode, UpsertMode, WriteSet};
+
+use super::json::{etag, record_from_json, record_to_json};
+use super::{ApiRequest, Ctx, Prefer};
+use crate::ApiError;
+
+/// `$select` as attribute names; lookups may be named `_x_value`.
+pub fn select_columns(
+    entity: &EntityMetadata,
+    select: Option<&str>,
+) -> Result<Option<Vec<AttributeName>>, ApiError> {
+    let Some(select) = select.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut columns = Vec::new();
+    for item in select.split(',').map(str::trim) {
+        let name = item
+            .strip_prefix('_')
+            .and_then(|i| i.strip_suffix("_value"))
+            .unwrap_or(item);
+        let attr = entity.attribute(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Could not find a property named '{item}' on type '{}'",
+                entity.logical_name
+            ))
+        })?;
+        columns.push(attr.logical_name.clone());
+    }
+    Ok(Some(columns))
+}
+
+fn entity_id_header(ctx: &Ctx, entity: &EntityMetadata, id: RecordId) -> HeaderValue {
+    HeaderValue::from_str(&format!("{}{}({id})", ctx.base, entity.entity_set_name))
+        .expect("URL is a valid header")
+}
+
+async fn respond_written(
+    ctx: &Ctx,
+    request: &ApiRequest,
+    entity: &EntityMetadata,
+    id: RecordId,
+    created: bool,
+) -> Result<Response, ApiError> {
+    let prefer = Prefer::parse(&request.headers);
+    if prefer.return_representation {
+        let columns = select_columns(entity, request.query_param("$select"))?;
+        let record = ctx
+            .caller
+            .store
+            .retrieve(&entity.logical_name, id, columns.as_deref())
+            .await?;
+        let mut body = record_to_json(entity, &record, &prefer);
+        body.insert(
+            "@odata.context".into(),
+            format!("{}$metadata#{}/$entity", ctx.base, entity.entity_set_name).into(),
+        );
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert("odata-entityid", entity_id_header(ctx, entity, id));
+        response.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=representation"),
+        );
+        return Ok(response);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert("odata-entityid", entity_id_header(ctx, entity, id));
+    Ok(response)
+}
+
+fn parse_body(request: &ApiRequest) -> Result<serde_json::Value, ApiError> {
+    if request.body.is_empty() {
+        return Err(ApiError::bad_request("the request needs a JSON body"));
+    }
+    serde_json::from_slice(&request.body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+pub async fn get(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
+    let entity = ctx.entity_by_set(set).await?;
+    let selected = select_columns(&entity, request.query_param("$select"))?;
+    // The etag is always returned, as Dataverse does: read the version with the selection.
+    let version = AttributeName::parse("versionnumber")?;
+    let columns = selected.clone().map(|mut c| {
+        c.push(version.clone());
+        c
+    });
+    let record = ctx
+        .caller
+        .store
+        .retrieve(&entity.logical_name, id, columns.as_deref())
+        .await?;
+    if let (Some(tag), Some(wanted)) = (etag(&record), request.header(header::IF_NONE_MATCH))
+        && wanted == tag
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let prefer = Prefer::parse(&request.headers);
+    let mut body = record_to_json(&entity, &record, &prefer);
+    if selected.is_some_and(|c| !c.contains(&version)) {
+        body.remove("versionnumber");
+    }
+    body.insert(
+        "@odata.context".into(),
+        format!("{}$metadata#{}/$entity", ctx.base, entity.entity_set_name).into(),
+    );
+    Ok(Json(body).into_response())
+}
+
+pub async fn create(ctx: &Ctx, request: &ApiRequest, set: &str) -> Result<Response, ApiError> {
+    let entity = ctx.entity_by_set(set).await?;
+    let entities = ctx.caller.store.entities().await?;
+    let mut record = record_from_json(&entity, &entities, &parse_body(request)?)?;
+    let id = *record.id.get_or_insert_with(RecordId::new_random);
+    ctx.caller
+        .store
+        .write(WriteSet::new().record(entity.logical_name.clone(), record, UpsertMode::CreateOnly))
+        .await?;
+    respond_written(ctx, request, &entity, id, true).await
+}
+
+pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
+    let entity = ctx.entity_by_set(set).await?;
+    let entities = ctx.caller.store.entities().await?;
+    let mut record = record_from_json(&entity, &entities, &parse_body(request)?)?;
+    if record.id.is_some_and(|body_id| body_id != id) {
+        return Err(ApiError::bad_request(format!(
+            "the body's {} differs from the id in the URL",
+            entity.primary_id_attribute
+        )));
+    }
+    record.id = Some(id);
+    let mode = match (
+        request.header(header::IF_MATCH),
+        request.header(header::IF_NONE_MATCH),
+    ) {
+        (Some("*"), _) => UpsertMode::UpdateOnly,
+        (Some(tag), _) => {
+            let current = ctx
+                .caller
+                .store
+                .retrieve(
+                    &entity.logical_name,
+                    id,
+                    Some(&[AttributeName::parse("versionnumber")?]),
+                )
+                .await?;
+            if etag(&current).as_deref() != Some(tag) {
+                return Err(ApiError::precondition_failed(
+                    "the record has changed since it was read (etag mismatch)",
+                ));
+            }
+            UpsertMode::UpdateOnly
+        }
+        (None, Some("*")) => UpsertMode::CreateOnly,
+        _ => UpsertMode::Upsert,
+    };
+    let set = WriteSet::new()
+        .record(entity.logical_name.clone(), record, mode)
+        .counting_created();
+    let outcome = ctx.caller.store.write(set).await.map_err(|e| match (mode, e) {
+        (UpsertMode::CreateOnly, crmsync_store::StoreError::Conflict(m)) => ApiError::precondition_failed(m),
+        (_, e) => e.into(),
+    })?;
+    respond_written(ctx, request, &entity, id, outcome.created > 0).await
+}
+
+pub async fn delete(ctx: &Ctx, set: &str, id: RecordId) -> Result<Response, ApiError> {
+    let entity = ctx.entity_by_set(set).await?;
+    ctx.caller
+        .store
+        .write(WriteSet::new().delete(entity.logical_name.clone(), vec![id], DeleteMode::MustExist))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,116 @@
+//! A real crmsync server on a loopback port with two organizations: `acme` (the sample CRM
+//! entities, a few records) and `beta`.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use crmsync_model::{MetadataChange, OrgName};
+use crmsync_sample::{SampleEntity, SampleGenerator, crm_entities};
+use crmsync_server::{AppState, ServerConfig};
+use crmsync_store::{Catalog, NewUser, Role, UpsertMode, WriteSet};
+use crmsync_store_sqlite::SqliteCatalog;
+
+pub const ACME_ADMIN: (&str, &str) = ("admin@acme.example", "acme-password");
+pub const ACME_USER: (&str, &str) = ("field@acme.example", "field-password");
+pub const BETA_ADMIN: (&str, &str) = ("admin@beta.example", "beta-password");
+
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub catalog: Arc<dyn Catalog>,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await.unwrap());
+        let acme = OrgName::parse("acme").unwrap();
+        let admin = |(email, password): (&str, &str), role| NewUser {
+            email: email.into(),
+            password: password.into(),
+            role,
+        };
+        catalog
+            .create_org(&acme, admin(ACME_ADMIN, Role::Admin))
+            .await
+            .unwrap();
+        catalog
+            .create_user(&acme, admin(ACME_USER, Role::User))
+            .await
+            .unwrap();
+        catalog
+            .create_org(&OrgName::parse("beta").unwrap(), admin(BETA_ADMIN, Role::Admin))
+            .await
+            .unwrap();
+        let store = catalog.open_org(&acme).await.unwrap();
+        let changes: Vec<MetadataChange> = crm_entities()
+            .into_iter()
+            .map(|entity| MetadataChange::CreateEntity { entity })
+            .collect();
+        store.apply_metadata(&changes).await.unwrap();
+        let generator = SampleGenerator::new(7, 20);
+        for entity in [SampleEntity::Account, SampleEntity::Contact] {
+            for batch in generator.batches(entity, 1000) {
+                store
+                    .write(WriteSet::new().upsert(entity.entity_name(), batch, UpsertMode::Upsert))
+                    .await
+                    .unwrap();
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(catalog.clone(), ServerConfig::default());
+        tokio::spawn(crmsync_server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            url,
+            client: reqwest::Client::new(),
+            catalog,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    /// The Web API base of an org.
+    pub fn api(&self, org: &str) -> String {
+        format!("{}/{org}/api/data/v9.2/", self.url)
+    }
+
+    pub fn get(&self, org: &str, path: &str, who: (&str, &str)) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.api(org)))
+            .basic_auth(who.0, Some(who.1))
+    }
+
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        org: &str,
+        path: &str,
+        who: (&str, &str),
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.api(org)))
+            .basic_auth(who.0, Some(who.1))
+    }
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
+}
+
+/// Asserts the Dataverse-style error body and returns its message.
+pub async fn error(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body = json(response).await;
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(!code.is_empty(), "error code missing: {body}");
+    body["error"]["message"].as_str().unwrap_or_default().to_owned()
+}

@@ -1,0 +1,43 @@
+//! `crmsync serve`: the HTTP server until Ctrl-C or SIGTERM, then a graceful shutdown.
+
+use anyhow::Context;
+use crmsync_server::{AppState, ServerConfig};
+
+use crate::cli::{Serve, StoreArgs};
+use crate::keys::MasterKey;
+use crate::store;
+
+pub async fn run(args: &StoreArgs, cmd: Serve) -> anyhow::Result<()> {
+    let catalog = store::open(args).await?;
+    let key = MasterKey::load(&args.data)?;
+    let config = ServerConfig {
+        token_key: key.derive("bearer-tokens"),
+        ..ServerConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind(&cmd.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cmd.listen))?;
+    let address = listener.local_addr()?;
+    println!("crmsync listening on http://{address}");
+    crmsync_server::serve(listener, AppState::new(catalog, config), shutdown_signal()).await?;
+    println!("crmsync stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -23,13 +23,15 @@
 //!   `pg_advisory_xact_lock` so instances starting at once do not race.
 //!
 //! Modules: `catalog.rs` (the [`PgCatalog`]), `org.rs` (one organization: schema cache and
-//! metadata), `write.rs` (write sets), `read.rs` (records and changes), `bind.rs` (values to
+//! metadata), `write.rs` (write sets), `read.rs` (records and changes), `query.rs`
+//! (FetchXML/OData queries, one page per statement), `bind.rs` (values to
 //! and from PostgreSQL, error mapping), `migrate.rs` (migrations).
 
 mod bind;
 mod catalog;
 mod migrate;
 mod org;
+mod query;
 mod read;
 mod write;
 

@@ -7,13 +7,15 @@
 //! allocated and committed in order (see `crmsync_store`'s invariants).
 //!
 //! Layout: `catalog.rs` (the [`SqliteCatalog`]), `org.rs` (one organization: schema cache and
-//! metadata), `write.rs` (write sets), `read.rs` (records and changes), `bind.rs` (values to
+//! metadata), `write.rs` (write sets), `read.rs` (records and changes), `query.rs`
+//! (FetchXML/OData queries, one page per statement), `bind.rs` (values to
 //! and from SQLite), `migrate.rs` (append-only migrations in `migrations/`).
 
 mod bind;
 mod catalog;
 mod migrate;
 mod org;
+mod query;
 mod read;
 mod write;
 

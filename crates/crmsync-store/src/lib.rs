@@ -4,8 +4,9 @@
 //!   organization as an [`OrgStore`].
 //! - [`OrgStore`] composes the capability traits of one organization: [`MetadataStore`]
 //!   (entities and their tables), [`RecordStore`] (typed records, atomic [`WriteSet`]s),
-//!   [`ChangeStore`] (change tracking with tombstones) and [`StateStore`] (small key/value
-//!   state committed together with record writes). Callers hold the narrowest trait object.
+//!   [`ChangeStore`] (change tracking with tombstones), [`StateStore`] (small key/value
+//!   state committed together with record writes) and [`QueryStore`] (FetchXML/OData queries,
+//!   one page per statement). Callers hold the narrowest trait object.
 //! - [`sql`] generates the SQL both relational backends run; identifiers come only from
 //!   validated metadata and values only travel as bind parameters.
 //! - `conformance` (feature `conformance`) is the one suite every backend must pass.
@@ -23,8 +24,8 @@
 mod catalog;
 mod error;
 mod org;
-mod query;
 pub mod password;
+mod query;
 pub mod sql;
 mod write;
 

@@ -5,7 +5,7 @@ use crmsync_model::{
     AttributeName, EntityMetadata, EntityName, MetadataChange, OrgName, Record, RecordId, Version,
 };
 
-use crate::{StoreResult, WriteOutcome, WriteSet};
+use crate::{QueryStore, StoreResult, WriteOutcome, WriteSet};
 
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
@@ -125,6 +125,6 @@ pub trait StateStore: Send + Sync {
 }
 
 /// Everything one organization's store offers.
-pub trait OrgStore: MetadataStore + RecordStore + ChangeStore + StateStore {
+pub trait OrgStore: MetadataStore + RecordStore + ChangeStore + StateStore + QueryStore {
     fn org(&self) -> &OrgName;
 }

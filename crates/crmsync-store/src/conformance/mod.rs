@@ -10,6 +10,7 @@ mod catalog;
 mod changes;
 mod concurrency;
 mod metadata;
+mod query;
 mod records;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use catalog::*;
 pub use changes::*;
 pub use concurrency::*;
 pub use metadata::*;
+pub use query::*;
 pub use records::*;
 
 #[async_trait]
@@ -64,6 +66,20 @@ macro_rules! conformance_suite {
             purged_tombstones_expire_older_tokens,
             concurrent_writers_get_unique_versions_visible_in_order,
             orgs_are_isolated_from_each_other,
+            query_fetchxml_operators_match_eval_on_stored_rows,
+            query_odata_filters_match_eval_on_stored_rows,
+            query_text_folds_ascii_letters_only,
+            query_hostile_filter_value_is_only_data,
+            query_inner_link_without_columns_filters_parents_once,
+            query_outer_link_returns_columns_and_keeps_unmatched_rows,
+            query_unknown_attributes_and_aliases_are_errors_naming_them,
+            query_orders_text_case_insensitively_with_nulls_first_and_ties_by_id,
+            query_keyset_pages_visit_every_row_once_in_id_order,
+            query_offset_pages_visit_every_row_once_in_custom_order,
+            query_top_caps_rows_over_all_pages,
+            query_total_counts_all_matches_ignoring_paging_and_top,
+            query_in_lists_longer_than_parameter_limits_work,
+            query_sql_matches_eval_for_random_filters,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

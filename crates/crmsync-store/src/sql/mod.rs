@@ -21,11 +21,17 @@
 //!
 //! SQLite compares text case-insensitively (NOCASE), as Dataverse does; lengths are enforced by
 //! the model, not by column types, so widening a String is a metadata-only change.
+//!
+//! Queries: `filter.rs` renders a `crmsync_query::Predicate` (with the semantics of
+//! `crmsync_query::eval` on both databases), `select.rs` plans and renders the statement of a
+//! `crmsync_query::Query` page (links, order, paging, count).
 
 mod columns;
 mod ddl;
 mod dml;
+mod filter;
 mod prepare;
+mod select;
 mod values;
 
 pub use columns::{ReadLayout, Slot, Storage, StoredColumn, WriteLayout, storage_of};
@@ -34,7 +40,9 @@ pub use dml::{
     delete_returning, insert_tombstones, select_by_id, select_changes, select_existing_ids, select_page,
     select_tombstones, update_one, upsert_rows,
 };
+pub use filter::{ArrayKind, Bind, ColumnRef, Resolver, SqlWriter, render_predicate};
 pub use prepare::{decode_record, prepare_upsert, record_label, rows_per_statement};
+pub use select::{PageStatement, SelectPlan};
 pub use values::{Param, Raw, RowContext, param_of, row_params, slot_param, value_of};
 
 /// The SQL flavour of a backend.

@@ -3,9 +3,12 @@
 //!
 //! - `store`: bulk upsert of account records through the store API versus a minimal
 //!   hand-written batched upsert into an identical table of the same database engine.
+//! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
+//!   JSON serialization of the same rows.
 
 mod raw_postgres;
 mod raw_sqlite;
+mod serve;
 mod store;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +27,8 @@ struct Cli {
 enum Bench {
     /// Bulk upsert of account-like records through the store API versus a raw batched upsert.
     Store(store::StoreBench),
+    /// Reading every record over HTTP in 5,000-record pages versus a raw select and serialize.
+    Serve(serve::ServeBench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Bench::Store(b) => b.run().await,
+            Bench::Serve(b) => b.run().await,
         }
     })
 }

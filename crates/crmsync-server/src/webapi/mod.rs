@@ -6,10 +6,12 @@
 //! (`EntityDefinitions`, `$metadata`), `records` (single records), `prefer` (the `Prefer`
 //! header), `path` (resource paths).
 
+mod changes;
 mod json;
 mod metadata;
 mod path;
 mod prefer;
+mod query;
 mod records;
 
 use axum::body::Bytes;
@@ -78,6 +80,39 @@ fn base_url(headers: &HeaderMap, org: &str) -> String {
     format!("{scheme}://{host}/{org}/api/data/v9.2/")
 }
 
+/// Characters escaped in the values of links the server writes: everything but unreserved
+/// characters and the punctuation OData queries use, so links stay readable.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b',')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'\'')
+    .remove(b':')
+    .remove(b'!')
+    .remove(b'/')
+    .remove(b'@')
+    .remove(b'*');
+
+/// `k=v&…` with OData's `$` names left as they are.
+pub(crate) fn encode_query(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                percent_encoding::utf8_percent_encode(k, QUERY_VALUE),
+                percent_encoding::utf8_percent_encode(v, QUERY_VALUE)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 pub(crate) fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
@@ -135,9 +170,20 @@ pub async fn execute(ctx: &Ctx, request: ApiRequest) -> Result<Response, ApiErro
             metadata::entity_definitions(ctx, &request, def).await
         }
         (&Method::GET, Resource::Record { set, id }) => records::get(ctx, &request, &set, id).await,
+        (&Method::GET, Resource::Collection(set)) => collection(ctx, &request, &set).await,
         (&Method::POST, Resource::Collection(set)) => records::create(ctx, &request, &set).await,
         (&Method::PATCH, Resource::Record { set, id }) => records::patch(ctx, &request, &set, id).await,
         (&Method::DELETE, Resource::Record { set, id }) => records::delete(ctx, &set, id).await,
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `GET /{set}`: a change-tracking read, or a query.
+async fn collection(ctx: &Ctx, request: &ApiRequest, set: &str) -> Result<Response, ApiError> {
+    let entity = ctx.entity_by_set(set).await?;
+    let prefer = Prefer::parse(&request.headers);
+    if changes::is_tracked(request, &prefer) {
+        return changes::get(ctx, request, &entity, &prefer).await;
+    }
+    query::get(ctx, request, &entity, &prefer).await
 }

@@ -6,6 +6,7 @@
 //! (`EntityDefinitions`, `$metadata`), `records` (single records), `prefer` (the `Prefer`
 //! header), `path` (resource paths).
 
+mod batch;
 mod changes;
 mod json;
 mod metadata;
@@ -163,6 +164,7 @@ pub async fn execute(ctx: &Ctx, request: ApiRequest) -> Result<Response, ApiErro
     let resource = Resource::parse(&request.path)?;
     tracing::debug!(org = %ctx.caller.org, method = %request.method, resource = ?resource, "web api request");
     match (&request.method, resource) {
+        (&Method::POST, Resource::Batch) => batch::handle(ctx, &request).await,
         (&Method::GET, Resource::Root) => metadata::service_document(ctx).await,
         (&Method::GET, Resource::Metadata) => metadata::csdl(ctx).await,
         (&Method::GET, Resource::WhoAmI) => Ok(metadata::who_am_i(ctx)),

@@ -4,12 +4,17 @@
 //! `If-None-Match: *` (create only; an existing record is 412). `If-Match` with an etag
 //! updates only the version it names (412 otherwise). Writes answer 204 with
 //! `OData-EntityId`, or the record itself with `Prefer: return=representation`.
+//!
+//! Writes are planned, then applied: `plan_create`, `plan_patch` and `plan_delete` resolve
+//! the entity, read the body and decide the mode into a [`WritePlan`] without writing
+//! anything; the single-record handlers write one plan, a `$batch` change set writes all of
+//! its plans in one [`WriteSet`], and [`respond`] answers each plan once it is stored.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crmsync_model::{AttributeName, EntityMetadata, RecordId};
-use crmsync_store::{DeleteMode, UpsertMode, WriteSet};
+use crmsync_store::{DeleteMode, StoreError, UpsertMode, WriteSet};
 
 use super::json::{etag, record_from_json, record_to_json};
 use super::{ApiRequest, Ctx, Prefer};
@@ -43,6 +48,14 @@ pub fn select_columns(
 fn entity_id_header(ctx: &Ctx, entity: &EntityMetadata, id: RecordId) -> HeaderValue {
     HeaderValue::from_str(&format!("{}{}({id})", ctx.base, entity.entity_set_name))
         .expect("URL is a valid header")
+}
+
+/// The entity of an entity set, among `entities` (loaded once per request or change set).
+fn entity_in<'e>(entities: &'e [EntityMetadata], set: &str) -> Result<&'e EntityMetadata, ApiError> {
+    entities
+        .iter()
+        .find(|e| e.entity_set_name == set)
+        .ok_or_else(|| ApiError::not_found(format!("Resource not found for the segment '{set}'")))
 }
 
 async fn respond_written(
@@ -126,22 +139,71 @@ pub async fn get(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Re
     Ok(Json(body).into_response())
 }
 
-pub async fn create(ctx: &Ctx, request: &ApiRequest, set: &str) -> Result<Response, ApiError> {
-    let entity = ctx.entity_by_set(set).await?;
-    let entities = ctx.caller.store.entities().await?;
-    let mut record = record_from_json(&entity, &entities, &parse_body(request)?)?;
-    let id = *record.id.get_or_insert_with(RecordId::new_random);
-    ctx.caller
-        .store
-        .write(WriteSet::new().record(entity.logical_name.clone(), record, UpsertMode::CreateOnly))
-        .await?;
-    respond_written(ctx, request, &entity, id, true).await
+/// What a write request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// `POST /{set}`: always a new record.
+    Create,
+    /// `PATCH /{set}({id})` in the mode its conditional headers ask for.
+    Patch(UpsertMode),
+    /// `DELETE /{set}({id})`.
+    Delete,
 }
 
-pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
-    let entity = ctx.entity_by_set(set).await?;
-    let entities = ctx.caller.store.entities().await?;
-    let mut record = record_from_json(&entity, &entities, &parse_body(request)?)?;
+/// One write request, decided but not yet written.
+#[derive(Clone, Debug)]
+pub struct WritePlan {
+    pub entity: EntityMetadata,
+    pub id: RecordId,
+    pub kind: WriteKind,
+    /// The store writes of this request (one op), to apply alone or merged with others.
+    pub writes: WriteSet,
+}
+
+impl WritePlan {
+    /// The record's path relative to the Web API base: `accounts(<id>)`.
+    pub fn record_path(&self) -> String {
+        format!("{}({})", self.entity.entity_set_name, self.id)
+    }
+
+    /// Store errors in the request's terms: an existing record under `If-None-Match: *` is a
+    /// failed precondition.
+    pub fn store_error(&self, error: StoreError) -> ApiError {
+        match (self.kind, error) {
+            (WriteKind::Patch(UpsertMode::CreateOnly), StoreError::Conflict(m)) => {
+                ApiError::precondition_failed(m)
+            }
+            (_, e) => e.into(),
+        }
+    }
+}
+
+pub fn plan_create(
+    entities: &[EntityMetadata],
+    request: &ApiRequest,
+    set: &str,
+) -> Result<WritePlan, ApiError> {
+    let entity = entity_in(entities, set)?;
+    let mut record = record_from_json(entity, entities, &parse_body(request)?)?;
+    let id = *record.id.get_or_insert_with(RecordId::new_random);
+    Ok(WritePlan {
+        entity: entity.clone(),
+        id,
+        kind: WriteKind::Create,
+        writes: WriteSet::new().record(entity.logical_name.clone(), record, UpsertMode::CreateOnly),
+    })
+}
+
+/// Plans a `PATCH`; an `If-Match` etag is checked against the stored version now.
+pub async fn plan_patch(
+    ctx: &Ctx,
+    entities: &[EntityMetadata],
+    request: &ApiRequest,
+    set: &str,
+    id: RecordId,
+) -> Result<WritePlan, ApiError> {
+    let entity = entity_in(entities, set)?;
+    let mut record = record_from_json(entity, entities, &parse_body(request)?)?;
     if record.id.is_some_and(|body_id| body_id != id) {
         return Err(ApiError::bad_request(format!(
             "the body's {} differs from the id in the URL",
@@ -174,21 +236,72 @@ pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> 
         (None, Some("*")) => UpsertMode::CreateOnly,
         _ => UpsertMode::Upsert,
     };
-    let set = WriteSet::new()
-        .record(entity.logical_name.clone(), record, mode)
-        .counting_created();
-    let outcome = ctx.caller.store.write(set).await.map_err(|e| match (mode, e) {
-        (UpsertMode::CreateOnly, crmsync_store::StoreError::Conflict(m)) => ApiError::precondition_failed(m),
-        (_, e) => e.into(),
-    })?;
-    respond_written(ctx, request, &entity, id, outcome.created > 0).await
+    Ok(WritePlan {
+        entity: entity.clone(),
+        id,
+        kind: WriteKind::Patch(mode),
+        writes: WriteSet::new().record(entity.logical_name.clone(), record, mode),
+    })
+}
+
+pub fn plan_delete(entities: &[EntityMetadata], set: &str, id: RecordId) -> Result<WritePlan, ApiError> {
+    let entity = entity_in(entities, set)?;
+    Ok(WritePlan {
+        entity: entity.clone(),
+        id,
+        kind: WriteKind::Delete,
+        writes: WriteSet::new().delete(entity.logical_name.clone(), vec![id], DeleteMode::MustExist),
+    })
+}
+
+/// The answer to a stored plan; `created` tells an upsert that inserted from one that updated.
+pub async fn respond(
+    ctx: &Ctx,
+    request: &ApiRequest,
+    plan: &WritePlan,
+    created: bool,
+) -> Result<Response, ApiError> {
+    match plan.kind {
+        WriteKind::Delete => Ok(StatusCode::NO_CONTENT.into_response()),
+        WriteKind::Create => respond_written(ctx, request, &plan.entity, plan.id, true).await,
+        WriteKind::Patch(_) => respond_written(ctx, request, &plan.entity, plan.id, created).await,
+    }
+}
+
+/// Writes one plan on its own and answers it.
+async fn apply_one(ctx: &Ctx, request: &ApiRequest, mut plan: WritePlan) -> Result<Response, ApiError> {
+    let mut writes = std::mem::take(&mut plan.writes);
+    // Only an upsert's answer depends on whether it inserted (201 or 200 with a representation).
+    writes.count_created = plan.kind == WriteKind::Patch(UpsertMode::Upsert);
+    let outcome = ctx
+        .caller
+        .store
+        .write(writes)
+        .await
+        .map_err(|e| plan.store_error(e))?;
+    respond(ctx, request, &plan, outcome.created > 0).await
+}
+
+pub async fn create(ctx: &Ctx, request: &ApiRequest, set: &str) -> Result<Response, ApiError> {
+    let entities = ctx.caller.store.entities().await?;
+    let plan = plan_create(&entities, request, set)?;
+    apply_one(ctx, request, plan).await
+}
+
+pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
+    let entities = ctx.caller.store.entities().await?;
+    let plan = plan_patch(ctx, &entities, request, set, id).await?;
+    apply_one(ctx, request, plan).await
 }
 
 pub async fn delete(ctx: &Ctx, set: &str, id: RecordId) -> Result<Response, ApiError> {
-    let entity = ctx.entity_by_set(set).await?;
+    let entities = ctx.caller.store.entities().await?;
+    let mut plan = plan_delete(&entities, set, id)?;
+    let writes = std::mem::take(&mut plan.writes);
     ctx.caller
         .store
-        .write(WriteSet::new().delete(entity.logical_name.clone(), vec![id], DeleteMode::MustExist))
-        .await?;
+        .write(writes)
+        .await
+        .map_err(|e| plan.store_error(e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,19 +12,26 @@
 //! `$filter`, `$orderby`, `$top` and `fetchXml` cannot be combined with change tracking (as in
 //! Dataverse): the caller gets a 400 that says so.
 
-use axum::Json;
 use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
-use crmsync_model::{AttributeName, EntityMetadata, Version};
+use axum::response::Response;
+use crmsync_model::{EntityMetadata, Version};
 use crmsync_store::{Change, ChangeCursor};
-use serde_json::{Map, Value as Json_, json};
+use serde_json::{Value as Json_, json};
 
-use super::json::record_to_json;
+use super::json::{Envelope, RecordJson};
 use super::records::select_columns;
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
 
 const SKIP_PREFIX: &str = "ct.";
+
+/// One entry of a delta page.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Record(RecordJson<'a>),
+    Deleted(Json_),
+}
 
 /// Whether a collection request is a change-tracking read.
 pub fn is_tracked(request: &ApiRequest, prefer: &Prefer) -> bool {
@@ -87,27 +94,6 @@ fn link(ctx: &Ctx, entity: &EntityMetadata, request: &ApiRequest, extra: &[(&str
     format!("{}{}?{query}", ctx.base, entity.entity_set_name)
 }
 
-fn keep_selected(
-    mut m: Map<String, Json_>,
-    entity: &EntityMetadata,
-    columns: Option<&[AttributeName]>,
-) -> Map<String, Json_> {
-    if let Some(columns) = columns {
-        let keep = |key: &str| {
-            let base = key.split('@').next().unwrap_or(key);
-            let name = base
-                .strip_prefix('_')
-                .and_then(|b| b.strip_suffix("_value"))
-                .unwrap_or(base);
-            key.starts_with('@')
-                || name == entity.primary_id_attribute.as_str()
-                || columns.iter().any(|c| c.as_str() == name)
-        };
-        m.retain(|k, _| keep(k));
-    }
-    m
-}
-
 pub async fn get(
     ctx: &Ctx,
     request: &ApiRequest,
@@ -134,39 +120,36 @@ pub async fn get(
         .changes(&entity.logical_name, cursor, size)
         .await?;
     let deleted_context = format!("{}$metadata#{}/$deletedEntity", ctx.base, entity.entity_set_name);
-    let value: Vec<Json_> = page
-        .changes
-        .iter()
-        .map(|change| match change {
-            Change::Upsert(record) => Json_::Object(keep_selected(
-                record_to_json(entity, record, prefer),
-                entity,
-                columns.as_deref(),
-            )),
-            Change::Delete { id, .. } => {
-                json!({"@odata.context": deleted_context, "id": id.to_string(), "reason": "deleted"})
-            }
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        format!("{}$metadata#{}/$delta", ctx.base, entity.entity_set_name).into(),
-    );
-    body.insert("value".into(), value.into());
+    let entries = page.changes.iter().map(|change| match change {
+        Change::Upsert(record) => Entry::Record(RecordJson {
+            entity,
+            record,
+            prefer,
+            linked: &[],
+            only: columns.as_deref(),
+        }),
+        Change::Delete { id, .. } => Entry::Deleted(
+            json!({"@odata.context": deleted_context, "id": id.to_string(), "reason": "deleted"}),
+        ),
+    });
+    let mut body = Envelope::new(&format!(
+        "{}$metadata#{}/$delta",
+        ctx.base, entity.entity_set_name
+    ));
+    body.items(entries);
     if page.more {
         let skip = format!("{SKIP_PREFIX}{}.{}.{size}", page.next.since, page.next.after);
-        body.insert(
-            "@odata.nextLink".into(),
-            link(ctx, entity, request, &[("$skiptoken", skip)]).into(),
+        body.field(
+            "@odata.nextLink",
+            &link(ctx, entity, request, &[("$skiptoken", skip)]),
         );
     } else {
-        body.insert(
-            "@odata.deltaLink".into(),
-            link(ctx, entity, request, &[("$deltatoken", token(page.next.after))]).into(),
+        body.field(
+            "@odata.deltaLink",
+            &link(ctx, entity, request, &[("$deltatoken", token(page.next.after))]),
         );
     }
-    let mut response = Json(body).into_response();
+    let mut response = body.into_response();
     if let Some(applied) = prefer.applied(Some(size), true) {
         response.headers_mut().insert(
             "preference-applied",

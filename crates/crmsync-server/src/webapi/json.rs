@@ -189,6 +189,130 @@ pub fn record_from_json(
     Ok(record)
 }
 
+/// Serializes a record as [`record_to_json`] does, straight to the output (no intermediate
+/// map): collection reads write thousands of records per page.
+pub struct RecordJson<'a> {
+    pub entity: &'a EntityMetadata,
+    pub record: &'a Record,
+    pub prefer: &'a Prefer,
+    /// Link-entity attributes, written as `alias.attribute`.
+    pub linked: &'a [(String, crmsync_model::AttributeName, Value)],
+    /// Attributes to write (the primary id always); `None` for all. `versionnumber` feeds
+    /// the etag either way.
+    pub only: Option<&'a [crmsync_model::AttributeName]>,
+}
+
+struct ValueJson<'a>(&'a Value);
+
+impl serde::Serialize for ValueJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::String(v) => s.serialize_str(v),
+            Value::Integer(i) | Value::OptionSet(i) => s.serialize_i32(*i),
+            Value::BigInt(i) => s.serialize_i64(*i),
+            Value::Double(f) => s.serialize_f64(*f),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Guid(g) => s.collect_str(g),
+            Value::Lookup(r) => s.collect_str(&r.id),
+            other => other.to_json().serialize(s),
+        }
+    }
+}
+
+impl serde::Serialize for RecordJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        if let Some(tag) = etag(self.record) {
+            map.serialize_entry("@odata.etag", &tag)?;
+        }
+        let lookup_names = self.prefer.wants_annotation(LOOKUP_NAME);
+        let formatted = self.prefer.wants_annotation(FORMATTED);
+        for (name, value) in &self.record.values {
+            if let Some(only) = self.only
+                && name != &self.entity.primary_id_attribute
+                && !only.contains(name)
+            {
+                continue;
+            }
+            let ty = self.entity.attribute(name.as_str()).map(|a| &a.attribute_type);
+            match (ty, value) {
+                (Some(AttributeType::Lookup { .. }), v) => {
+                    let key = format!("_{name}_value");
+                    map.serialize_entry(&key, &ValueJson(v))?;
+                    if let (Value::Lookup(r), true) = (v, lookup_names) {
+                        map.serialize_entry(&format!("{key}@{LOOKUP_NAME}"), r.entity.as_str())?;
+                    }
+                }
+                (Some(ty), Value::OptionSet(v)) => {
+                    map.serialize_entry(name.as_str(), v)?;
+                    let label = ty
+                        .option_set()
+                        .and_then(|set| set.options.iter().find(|o| o.value == *v));
+                    if let Some(label) = label.filter(|_| formatted) {
+                        map.serialize_entry(&format!("{name}@{FORMATTED}"), &label.label)?;
+                    }
+                }
+                (_, v) => map.serialize_entry(name.as_str(), &ValueJson(v))?,
+            }
+        }
+        for (alias, attribute, value) in self.linked {
+            map.serialize_entry(&format!("{alias}.{attribute}"), &ValueJson(value))?;
+        }
+        map.end()
+    }
+}
+
+/// A JSON object written field by field into one buffer, for collection responses.
+pub struct Envelope {
+    buf: Vec<u8>,
+}
+
+impl Envelope {
+    pub fn new(context: &str) -> Self {
+        let mut e = Envelope {
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        e.buf.push(b'{');
+        e.field("@odata.context", &context);
+        e
+    }
+
+    pub fn field(&mut self, name: &str, value: &impl serde::Serialize) -> &mut Self {
+        if self.buf.len() > 1 {
+            self.buf.push(b',');
+        }
+        serde_json::to_writer(&mut self.buf, name).expect("writing to a vector cannot fail");
+        self.buf.push(b':');
+        serde_json::to_writer(&mut self.buf, value).expect("a JSON value serializes");
+        self
+    }
+
+    /// `"value":[…]` from serializable items.
+    pub fn items<T: serde::Serialize>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Self {
+        self.buf.extend_from_slice(b",\"value\":[");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            serde_json::to_writer(&mut self.buf, &item).expect("a JSON value serializes");
+        }
+        self.buf.push(b']');
+        self
+    }
+
+    pub fn into_response(mut self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        self.buf.push(b'}');
+        let headers = [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json; odata.metadata=minimal",
+        )];
+        (headers, self.buf).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,14 @@
 //! the next request sends `page` and `paging-cookie` on `<fetch>`. Link-entity attributes
 //! appear as `alias.attribute`.
 
-use axum::Json;
 use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use crmsync_model::{EntityMetadata, RecordId};
 use crmsync_query::{EvalContext, ODataParams, Query, parse_fetchxml, parse_odata};
 use crmsync_store::{PageCursor, PageRequest, QueryPage};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value as Json_};
 
-use super::json::record_to_json;
+use super::json::{Envelope, RecordJson};
 use super::{ApiRequest, Ctx, Prefer, encode_query};
 use crate::ApiError;
 
@@ -32,17 +30,18 @@ fn eval_context(ctx: &Ctx) -> EvalContext {
     }
 }
 
-fn rows_json(entity: &EntityMetadata, page: &QueryPage, prefer: &Prefer) -> Vec<Json_> {
-    page.rows
-        .iter()
-        .map(|row| {
-            let mut m = record_to_json(entity, &row.record, prefer);
-            for (alias, attribute, value) in &row.linked {
-                m.insert(format!("{alias}.{attribute}"), value.to_json());
-            }
-            Json_::Object(m)
-        })
-        .collect()
+fn rows<'a>(
+    entity: &'a EntityMetadata,
+    page: &'a QueryPage,
+    prefer: &'a Prefer,
+) -> impl Iterator<Item = RecordJson<'a>> {
+    page.rows.iter().map(move |row| RecordJson {
+        entity,
+        record: &row.record,
+        prefer,
+        linked: &row.linked,
+        only: None,
+    })
 }
 
 /// `$skiptoken` `k.<page size>.<id>` or `o.<page size>.<offset>`: the page size travels with
@@ -105,15 +104,11 @@ pub async fn get(
         .store
         .query(&query, &eval_context(ctx), &request_page)
         .await?;
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        format!("{}$metadata#{}", ctx.base, entity.entity_set_name).into(),
-    );
+    let mut body = Envelope::new(&format!("{}$metadata#{}", ctx.base, entity.entity_set_name));
     if let Some(total) = page.total {
-        body.insert("@odata.count".into(), total.into());
+        body.field("@odata.count", &total);
     }
-    body.insert("value".into(), rows_json(entity, &page, prefer).into());
+    body.items(rows(entity, &page, prefer));
     if let Some(next) = &page.next {
         let mut pairs: Vec<(String, String)> = request
             .query
@@ -122,12 +117,12 @@ pub async fn get(
             .cloned()
             .collect();
         pairs.push(("$skiptoken".into(), skip_token(next, size)));
-        body.insert(
-            "@odata.nextLink".into(),
-            format!("{}{}?{}", ctx.base, entity.entity_set_name, encode_query(&pairs)).into(),
+        body.field(
+            "@odata.nextLink",
+            &format!("{}{}?{}", ctx.base, entity.entity_set_name, encode_query(&pairs)),
         );
     }
-    let mut response = Json(body).into_response();
+    let mut response = body.into_response();
     if let Some(applied) = prefer.applied(Some(size), false) {
         response.headers_mut().insert(
             "preference-applied",
@@ -205,31 +200,21 @@ async fn fetch_xml(
         .store
         .query(&query, &eval_context(ctx), &request_page)
         .await?;
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        format!("{}$metadata#{}", ctx.base, entity.entity_set_name).into(),
-    );
+    let mut body = Envelope::new(&format!("{}$metadata#{}", ctx.base, entity.entity_set_name));
     if let Some(total) = page.total {
-        body.insert("@Microsoft.Dynamics.CRM.totalrecordcount".into(), total.into());
-        body.insert(
-            "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded".into(),
-            false.into(),
-        );
+        body.field("@Microsoft.Dynamics.CRM.totalrecordcount", &total);
+        body.field("@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded", &false);
     }
     if let Some(next) = &page.next {
         let number = query.page.unwrap_or(1).max(1);
-        body.insert(
-            "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie".into(),
-            paging_cookie(entity, number, next, &page).into(),
+        body.field(
+            "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie",
+            &paging_cookie(entity, number, next, &page),
         );
     }
-    body.insert(
-        "@Microsoft.Dynamics.CRM.morerecords".into(),
-        page.next.is_some().into(),
-    );
-    body.insert("value".into(), rows_json(entity, &page, prefer).into());
-    Ok(Json(body).into_response())
+    body.field("@Microsoft.Dynamics.CRM.morerecords", &page.next.is_some());
+    body.items(rows(entity, &page, prefer));
+    Ok(body.into_response())
 }
 
 #[cfg(test)]

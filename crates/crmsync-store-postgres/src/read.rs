@@ -266,4 +266,17 @@ impl StateStore for PgOrg {
             .await
             .map_err(db_err)
     }
+
+    async fn states(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        // Compared bytewise so the order and the prefix test do not depend on collation.
+        let statement = format!(
+            "SELECT key, value FROM {} WHERE left(key, length($1)) = $1 ORDER BY key COLLATE \"C\"",
+            self.table("_state")
+        );
+        sqlx::query_as(AssertSqlSafe(statement))
+            .bind(prefix)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
 }

@@ -288,6 +288,7 @@ impl PgOrg {
         };
         let mut outcome = WriteOutcome::default();
         for op in &mut set.ops {
+            let before = outcome.created + outcome.updated + outcome.deleted;
             match op {
                 WriteOp::Upsert { entity, batch, mode } => {
                     let meta = schema.entity(entity.as_str())?;
@@ -310,6 +311,9 @@ impl PgOrg {
                         .await?;
                 }
             }
+            outcome
+                .op_counts
+                .push(outcome.created + outcome.updated + outcome.deleted - before);
         }
         self.apply_state(&mut tx, &set.state).await?;
         tx.commit().await.map_err(db_err)?;

@@ -236,4 +236,12 @@ impl StateStore for SqliteOrg {
             .await
             .map_err(db_err)
     }
+
+    async fn states(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        sqlx::query_as("SELECT key, value FROM _state WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key")
+            .bind(prefix.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
 }

@@ -240,6 +240,7 @@ impl SqliteOrg {
         };
         let mut outcome = WriteOutcome::default();
         for op in &mut set.ops {
+            let before = outcome.created + outcome.updated + outcome.deleted;
             match op {
                 WriteOp::Upsert { entity, batch, mode } => {
                     let meta = schema.entity(entity.as_str())?;
@@ -259,6 +260,9 @@ impl SqliteOrg {
                         .await?;
                 }
             }
+            outcome
+                .op_counts
+                .push(outcome.created + outcome.updated + outcome.deleted - before);
         }
         self.apply_state(&mut tx, &set.state).await?;
         tx.commit().await.map_err(db_err)?;

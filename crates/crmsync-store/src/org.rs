@@ -122,6 +122,8 @@ pub trait ChangeStore: Send + Sync {
 #[async_trait]
 pub trait StateStore: Send + Sync {
     async fn state(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Every entry whose key starts with `prefix`, ordered by key (bytewise).
+    async fn states(&self, prefix: &str) -> StoreResult<Vec<(String, String)>>;
 }
 
 /// Everything one organization's store offers.

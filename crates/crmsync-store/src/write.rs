@@ -101,6 +101,8 @@ pub struct WriteOutcome {
     pub created: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Rows each op of the set wrote (upserted, or deleted and found), in op order.
+    pub op_counts: Vec<u64>,
     /// Versions assigned, in op and row order (upserted rows, then deleted rows actually
     /// found, per op). Empty when nothing was written.
     pub first_version: Option<Version>,

@@ -12,7 +12,11 @@ pub enum SyncError {
     Unauthorized(String),
     /// The server answered with an error status.
     #[error("the server answered {status}: {message}")]
-    Server { status: u16, message: String, retry_after: Option<std::time::Duration> },
+    Server {
+        status: u16,
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// A change-tracking token the server no longer accepts: the entity must be reconciled.
     #[error("the server's change tracking token has expired: {0}")]
     Expired(String),

@@ -7,7 +7,17 @@
 //! with tables of cases; the I/O layer only executes them.
 
 mod connector;
+pub mod download;
 mod error;
+mod local;
+pub mod log;
+pub mod metadata;
+pub mod run;
+mod settings;
 
 pub use connector::{ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity};
 pub use error::SyncError;
+pub use local::LocalConnector;
+pub use log::{EntityFigures, Level, Message, RunLog, RunStatus, Trigger};
+pub use run::{NoProgress, Progress, SyncRunner, logs};
+pub use settings::{ConflictPolicy, SyncSettings, parents_first};

@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             list_pages_through_records_by_id,
             bulk_upsert_spans_many_statements,
             state_is_committed_with_records,
+            outcomes_count_rows_per_op_and_state_lists_by_prefix,
             delete_leaves_a_tombstone_reported_by_changes,
             changes_are_in_version_order_and_paged,
             changes_from_zero_return_live_records_only,

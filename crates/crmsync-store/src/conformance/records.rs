@@ -479,3 +479,40 @@ pub async fn state_is_committed_with_records(b: &impl TestBackend) {
         .unwrap();
     assert_eq!(store.state("token").await.unwrap(), None);
 }
+
+pub async fn outcomes_count_rows_per_op_and_state_lists_by_prefix(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let (a, b2) = (RecordId::new_random(), RecordId::new_random());
+    let rec = |id| Record::new(id).with("name", Value::String("x".into()));
+    store
+        .write(WriteSet::new().record(entity_name("thing"), rec(a), UpsertMode::Upsert))
+        .await
+        .unwrap();
+    // An upsert of one row, then a delete of one existing and one missing id.
+    let set = WriteSet::new()
+        .record(entity_name("thing"), rec(b2), UpsertMode::Upsert)
+        .delete(
+            entity_name("thing"),
+            vec![a, RecordId::new_random()],
+            DeleteMode::IgnoreMissing,
+        );
+    assert_eq!(store.write(set).await.unwrap().op_counts, vec![1, 1]);
+    // Listing state by prefix, in key order; `%` and `_` are not wildcards.
+    let set = WriteSet::new()
+        .set_state("log.b", Some("2".into()))
+        .set_state("log.a", Some("1".into()))
+        .set_state("logXa", Some("x".into()))
+        .set_state("lo%.a", Some("y".into()));
+    store.write(set).await.unwrap();
+    let listed = store.states("log.").await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            ("log.a".to_string(), "1".to_string()),
+            ("log.b".to_string(), "2".to_string())
+        ]
+    );
+    assert_eq!(store.states("lo%").await.unwrap().len(), 1);
+    assert_eq!(store.states("").await.unwrap().len(), 4);
+}

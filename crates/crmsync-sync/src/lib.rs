@@ -6,6 +6,7 @@
 //! `crmsync_store::OrgStore`. Decisions are pure functions (`metadata::diff`, `plan`), tested
 //! with tables of cases; the I/O layer only executes them.
 
+mod connection;
 mod connector;
 pub mod download;
 mod error;
@@ -15,9 +16,10 @@ pub mod metadata;
 pub mod run;
 mod settings;
 
+pub use connection::{BackendType, CONNECTION_KEY, Connection, DYNAMICS_PROVIDER_ID, SealedSecret};
 pub use connector::{ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity};
 pub use error::SyncError;
 pub use local::LocalConnector;
 pub use log::{EntityFigures, Level, Message, RunLog, RunStatus, Trigger};
 pub use run::{NoProgress, Progress, SyncRunner, logs};
-pub use settings::{ConflictPolicy, SyncSettings, parents_first};
+pub use settings::{ConflictPolicy, SyncSettings, parents_first, parse_sync_filters};

@@ -61,6 +61,56 @@ impl SyncSettings {
     }
 }
 
+/// Largest `SyncFiltersXml` accepted.
+pub const MAX_FILTERS_XML: usize = 1024 * 1024;
+
+/// Reads `<SyncFilters><fetch><entity name="account">…</entity></fetch>…</SyncFilters>` (or
+/// bare `<fetch>` elements) into one FetchXML per entity. Each FetchXML is validated later,
+/// against the server's metadata ([`SyncSettings::validate`]).
+pub fn parse_sync_filters(xml: &str) -> Result<BTreeMap<EntityName, String>, SyncError> {
+    if xml.len() > MAX_FILTERS_XML {
+        return Err(SyncError::Invalid(format!(
+            "the sync filters are larger than {MAX_FILTERS_XML} bytes"
+        )));
+    }
+    if xml.to_ascii_uppercase().contains("<!DOCTYPE") {
+        return Err(SyncError::Invalid(
+            "the sync filters must not contain a DOCTYPE".into(),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<fetch") {
+        let end = rest[start..].find("</fetch>").ok_or_else(|| {
+            SyncError::Invalid("a <fetch> element of the sync filters is not closed".into())
+        })?;
+        let fetch = &rest[start..start + end + "</fetch>".len()];
+        let name = entity_name_of(fetch)?;
+        if out.insert(name.clone(), fetch.to_owned()).is_some() {
+            return Err(SyncError::Invalid(format!(
+                "the sync filters name entity '{name}' twice"
+            )));
+        }
+        rest = &rest[start + end + "</fetch>".len()..];
+    }
+    Ok(out)
+}
+
+fn entity_name_of(fetch: &str) -> Result<EntityName, SyncError> {
+    let missing = || SyncError::Invalid("a <fetch> of the sync filters has no <entity name=\"…\">".into());
+    let entity = fetch.find("<entity").ok_or_else(missing)?;
+    let attrs = &fetch[entity..];
+    let at = attrs.find("name=").ok_or_else(missing)? + 5;
+    let quote = attrs[at..]
+        .chars()
+        .next()
+        .filter(|c| *c == '"' || *c == '\'')
+        .ok_or_else(missing)?;
+    let value = &attrs[at + 1..];
+    let end = value.find(quote).ok_or_else(missing)?;
+    EntityName::parse(&value[..end]).map_err(|e| SyncError::Invalid(e.to_string()))
+}
+
 /// Orders entities so that lookup targets come before the entities that point at them
 /// (cycles are broken in the given order).
 pub fn parents_first(entities: &[EntityName], metadata: &[EntityMetadata]) -> Vec<EntityName> {
@@ -139,6 +189,23 @@ mod tests {
         ];
         let order = parents_first(&[en("task"), en("contact"), en("account")], &meta);
         assert_eq!(order, vec![en("account"), en("contact"), en("task")]);
+    }
+
+    #[test]
+    fn sync_filters_split_per_entity() {
+        let xml = r#"<SyncFilters><fetch><entity name="account"><filter/></entity></fetch>
+            <fetch><entity name='contact'/></fetch></SyncFilters>"#;
+        let filters = parse_sync_filters(xml).unwrap();
+        assert_eq!(filters.len(), 2);
+        assert!(filters[&en("contact")].starts_with("<fetch>"));
+        assert!(
+            parse_sync_filters("<fetch><entity name=\"a\"></fetch><fetch><entity name=\"a\"></fetch>")
+                .is_err()
+        );
+        assert!(parse_sync_filters("<!DOCTYPE x><SyncFilters/>").is_err());
+        assert!(parse_sync_filters("<fetch><entity/></fetch>").is_err());
+        assert!(parse_sync_filters("<fetch><entity name=\"a\">").is_err());
+        assert!(parse_sync_filters("<SyncFilters/>").unwrap().is_empty());
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! Mapping tests on JSON shaped as Dataverse returns it (the crmsync server's own shapes are
+//! covered by the integration tests against a real server).
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::*;
+
+fn label(text: &str) -> Json {
+    json!({"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}], "UserLocalizedLabel": {"Label": text, "LanguageCode": 1033}})
+}
+
+fn system_attributes() -> Vec<Json> {
+    vec![
+        json!({"LogicalName": "accountid", "AttributeType": "Uniqueidentifier", "AttributeOf": null, "DisplayName": label("Account")}),
+        json!({"LogicalName": "createdon", "AttributeType": "DateTime", "DisplayName": label("Created On")}),
+        json!({"LogicalName": "modifiedon", "AttributeType": "DateTime", "DisplayName": {"LocalizedLabels": [], "UserLocalizedLabel": null}}),
+        json!({"LogicalName": "versionnumber", "AttributeType": "BigInt"}),
+        json!({"@odata.type": "#Microsoft.Dynamics.CRM.StateAttributeMetadata", "LogicalName": "statecode", "AttributeType": "State",
+               "OptionSet": {"Options": [{"Value": 0, "Label": label("Active")}, {"Value": 1, "Label": label("Inactive")}]}}),
+        json!({"LogicalName": "statuscode", "AttributeType": "Status",
+               "OptionSet": {"Options": [{"Value": 1, "State": 0, "Label": label("Active")}, {"Value": 2, "State": 1, "Label": label("Inactive")}]}}),
+        json!({"LogicalName": "name", "AttributeType": "String", "MaxLength": 160, "DisplayName": label("Account Name")}),
+    ]
+}
+
+fn account_json(extra: Vec<Json>) -> Json {
+    let mut attributes = system_attributes();
+    attributes.extend(extra);
+    json!({
+        "LogicalName": "account", "EntitySetName": "accounts", "PrimaryIdAttribute": "accountid",
+        "PrimaryNameAttribute": "name", "DisplayName": label("Account"), "MetadataId": "70816501-edb9-4740-a16c-6a5efbc05d84",
+        "Attributes": attributes,
+    })
+}
+
+#[test]
+fn dataverse_attribute_types_map_or_are_skipped() {
+    let json = account_json(vec![
+        json!({"LogicalName": "ownerid", "AttributeType": "Owner", "Targets": ["systemuser", "team"]}),
+        json!({"LogicalName": "parentcustomerid", "AttributeType": "Customer", "Targets": ["account", "contact"]}),
+        json!({"LogicalName": "owneridname", "AttributeType": "String", "AttributeOf": "ownerid", "MaxLength": 100}),
+        json!({"LogicalName": "owneridtype", "AttributeType": "EntityName"}),
+        json!({"LogicalName": "entityimage", "AttributeType": "Virtual", "AttributeTypeName": {"Value": "ImageType"}}),
+        json!({"LogicalName": "traversedpath", "AttributeType": "String", "MaxLength": 1250}),
+        json!({"LogicalName": "iscustomizable", "AttributeType": "ManagedProperty"}),
+        json!({"LogicalName": "requiredattendees", "AttributeType": "PartyList"}),
+        json!({"LogicalName": "description", "AttributeType": "Memo", "MaxLength": 2000}),
+        json!({"LogicalName": "numberofemployees", "AttributeType": "Integer", "MinValue": 0, "MaxValue": 1000000000}),
+        json!({"LogicalName": "exchangerate", "AttributeType": "Decimal", "Precision": 10}),
+        json!({"LogicalName": "revenue", "AttributeType": "Money", "Precision": 4}),
+        json!({"LogicalName": "address1_latitude", "AttributeType": "Double"}),
+        json!({"LogicalName": "creditonhold", "AttributeType": "Boolean"}),
+        json!({"LogicalName": "processid", "AttributeType": "Uniqueidentifier"}),
+        json!({"LogicalName": "industrycode", "AttributeType": "Picklist"}),
+        json!({"LogicalName": "Bad__Name", "AttributeType": "String", "MaxLength": 10}),
+    ]);
+    assert!(lacks_option_sets(&json), "industrycode came without options");
+    let extra = option_sets_from_json(&[json!({
+        "LogicalName": "industrycode",
+        "OptionSet": null,
+        "GlobalOptionSet": {"Options": [{"Value": 1, "Label": label("Accounting")}, {"Value": 2, "Label": {"UserLocalizedLabel": null, "LocalizedLabels": []}}]}
+    })]);
+    let e = entity_from_json(&json, &extra).expect("account maps");
+    let ty = |n: &str| e.attribute(n).map(|a| a.attribute_type.clone());
+    let names = |t: &[&str]| {
+        t.iter()
+            .map(|s| EntityName::parse(s).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ty("ownerid"),
+        Some(AttributeType::Lookup {
+            targets: names(&["systemuser", "team"])
+        })
+    );
+    assert_eq!(
+        ty("parentcustomerid"),
+        Some(AttributeType::Lookup {
+            targets: names(&["account", "contact"])
+        })
+    );
+    for skipped in [
+        "owneridname",
+        "owneridtype",
+        "entityimage",
+        "iscustomizable",
+        "requiredattendees",
+    ] {
+        assert_eq!(ty(skipped), None, "{skipped}");
+    }
+    assert_eq!(
+        ty("traversedpath"),
+        Some(AttributeType::String { max_length: 1250 })
+    );
+    assert_eq!(
+        ty("numberofemployees"),
+        Some(AttributeType::Integer {
+            min: 0,
+            max: 1_000_000_000
+        })
+    );
+    assert_eq!(ty("exchangerate"), Some(AttributeType::Decimal { precision: 10 }));
+    assert_eq!(ty("revenue"), Some(AttributeType::Money { precision: 4 }));
+    let industry = ty("industrycode").unwrap();
+    let options = &industry.option_set().unwrap().options;
+    assert_eq!(
+        (options[0].label.as_str(), options[1].label.as_str()),
+        ("Accounting", "2")
+    );
+    let status = ty("statuscode").unwrap();
+    assert_eq!(status.option_set().unwrap().options[1].state, Some(1));
+    assert_eq!(e.display_name, "Account");
+    assert_eq!(e.attribute("modifiedon").unwrap().display_name, "");
+}
+
+#[test]
+fn entities_crmsync_cannot_hold_are_skipped_whole() {
+    let mut no_set = account_json(vec![]);
+    no_set["EntitySetName"] = Json::Null;
+    assert!(entity_from_json(&no_set, &HashMap::new()).is_none());
+    let mut activity = account_json(vec![]);
+    activity["PrimaryIdAttribute"] = json!("activityid");
+    assert!(entity_from_json(&activity, &HashMap::new()).is_none());
+    let mut no_state = account_json(vec![]);
+    no_state["Attributes"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["LogicalName"] != "statecode");
+    assert!(entity_from_json(&no_state, &HashMap::new()).is_none());
+}
+
+fn account() -> EntityMetadata {
+    let json = account_json(vec![
+        json!({"LogicalName": "parentaccountid", "AttributeType": "Lookup", "Targets": ["account"]}),
+        json!({"LogicalName": "ownerid", "AttributeType": "Owner", "Targets": ["systemuser", "team"]}),
+        json!({"LogicalName": "revenue", "AttributeType": "Money", "Precision": 4}),
+        json!({"LogicalName": "exchangerate", "AttributeType": "Decimal", "Precision": 10}),
+    ]);
+    entity_from_json(&json, &HashMap::new()).unwrap()
+}
+
+#[test]
+fn records_are_typed_by_metadata_and_annotations_ignored() {
+    let e = account();
+    let (id, parent, owner) = (
+        RecordId::new_random(),
+        RecordId::new_random(),
+        RecordId::new_random(),
+    );
+    let body: Json = serde_json::from_str(&format!(
+        r#"{{"@odata.etag":"W/\"4711\"","accountid":"{id}","name":"Fourth Coffee",
+        "revenue":1234567.8901,"revenue_base":1234567.8901,"exchangerate":1.0000000001,
+        "statecode":1,"statecode@OData.Community.Display.V1.FormattedValue":"Inactive",
+        "createdon":"2024-02-29T10:11:12Z","versionnumber":4711,
+        "_parentaccountid_value":"{parent}",
+        "_ownerid_value":"{owner}","_ownerid_value@{LOOKUP_NAME}":"team",
+        "_transactioncurrencyid_value":"{owner}","unknownthing":[1,2]}}"#
+    ))
+    .unwrap();
+    let r = record_from_json(&e, &body).unwrap();
+    assert_eq!(r.id, Some(id));
+    assert_eq!(r.get("accountid"), Some(&Value::Guid(id)));
+    assert_eq!(
+        r.get("revenue"),
+        Some(&Value::Decimal(Decimal::from_str("1234567.8901").unwrap()))
+    );
+    assert_eq!(
+        r.get("exchangerate"),
+        Some(&Value::Decimal(Decimal::from_str("1.0000000001").unwrap()))
+    );
+    assert_eq!(r.get("statecode"), Some(&Value::OptionSet(1)));
+    assert_eq!(r.get("versionnumber"), Some(&Value::BigInt(4711)));
+    let lookup = |entity: &str, id| {
+        Some(Value::Lookup(EntityReference {
+            entity: EntityName::parse(entity).unwrap(),
+            id,
+        }))
+    };
+    assert_eq!(
+        r.get("parentaccountid").cloned(),
+        lookup("account", parent),
+        "single target without annotation"
+    );
+    assert_eq!(r.get("ownerid").cloned(), lookup("team", owner));
+    assert_eq!(r.values.len(), 9, "{:?}", r.values.keys().collect::<Vec<_>>());
+
+    let ambiguous = json!({"accountid": id.to_string(), "_ownerid_value": owner.to_string()});
+    assert!(
+        matches!(record_from_json(&e, &ambiguous), Err(SyncError::Protocol(m)) if m.contains("_ownerid_value"))
+    );
+    let wrong_target = json!({"accountid": id.to_string(), "_ownerid_value": owner.to_string(), format!("_ownerid_value@{LOOKUP_NAME}"): "account"});
+    assert!(record_from_json(&e, &wrong_target).is_err());
+    assert!(record_from_json(&e, &json!({"name": "no id"})).is_err());
+    assert!(
+        matches!(record_from_json(&e, &json!({"accountid": id.to_string(), "statecode": 7})), Err(SyncError::Protocol(m)) if m.contains("statecode"))
+    );
+    let nulls = json!({"accountid": id.to_string(), "_parentaccountid_value": null, "revenue": null});
+    let r = record_from_json(&e, &nulls).unwrap();
+    assert_eq!(
+        (r.get("parentaccountid"), r.get("revenue")),
+        (Some(&Value::Null), Some(&Value::Null))
+    );
+}
+
+#[test]
+fn delta_entries_and_select_lists() {
+    let e = account();
+    let id = RecordId::new_random();
+    let deleted = json!({"@odata.context": "https://x/api/data/v9.2/$metadata#accounts/$deletedEntity", "id": id.to_string(), "reason": "deleted"});
+    assert_eq!(delta_entry(&e, &deleted).unwrap(), DeltaEntry::Delete(id));
+    let upsert = json!({"accountid": id.to_string(), "name": "x"});
+    assert!(matches!(delta_entry(&e, &upsert).unwrap(), DeltaEntry::Upsert(r) if r.id == Some(id)));
+    let cols: Vec<AttributeName> = ["name", "parentaccountid", "revenue"]
+        .iter()
+        .map(|c| AttributeName::parse(c).unwrap())
+        .collect();
+    assert_eq!(
+        select_list(&e, &cols).unwrap().as_deref(),
+        Some("name,_parentaccountid_value,revenue")
+    );
+    assert_eq!(select_list(&e, &[]).unwrap(), None);
+    assert!(select_list(&e, &[AttributeName::parse("nosuch").unwrap()]).is_err());
+}
+
+#[test]
+fn paging_cookie_is_decoded_twice_from_the_annotation() {
+    // As Dataverse documents it.
+    let annotation = "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253caccountid%2520last%253d%2522%257b5A9AE2EE-B8B9-E611-80F9-00155D01D0A0%257d%2522%2520first%253d%2522%257b475B158C-541C-E511-80D3-3863BB347BA8%257d%2522%2520%252f%253e%253c%252fcookie%253e\" istracking=\"False\" />";
+    assert_eq!(
+        paging_cookie(annotation).unwrap(),
+        "<cookie page=\"1\"><accountid last=\"{5A9AE2EE-B8B9-E611-80F9-00155D01D0A0}\" first=\"{475B158C-541C-E511-80D3-3863BB347BA8}\" /></cookie>"
+    );
+    assert_eq!(
+        paging_cookie("<cookie pagenumber=\"2\" istracking=\"False\" />"),
+        None
+    );
+}

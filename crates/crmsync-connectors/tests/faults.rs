@@ -229,3 +229,51 @@ async fn an_oauth_token_is_cached_and_fetched_again_after_a_401() {
     assert!(form.contains("scope=http%3A%2F%2F127.0.0.1"), "{form}");
     assert_eq!(received.len(), 5);
 }
+
+#[tokio::test]
+async fn a_token_near_its_expiry_is_replaced_before_use() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/acme/oauth2/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"token_type": "Bearer", "expires_in": 2, "access_token": "short"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(WHO_AM_I))
+        .and(header("authorization", "Bearer short"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(who_am_i_body()))
+        .mount(&server)
+        .await;
+    let mut config = DataverseConfig::new(
+        format!("{}/acme", server.uri()),
+        Backend::Crmsync,
+        Credentials::Password {
+            user: "admin@acme.example".into(),
+            password: Secret::new("pw"),
+            client_id: None,
+            token_url: None,
+        },
+    );
+    config.allow_private_urls = true;
+    let c = DataverseConnector::new(config)
+        .unwrap()
+        .with_retry_policy(fast_retries(0));
+    c.who_am_i().await.unwrap();
+    c.who_am_i().await.unwrap();
+    let posts = |r: &[wiremock::Request]| r.iter().filter(|r| r.method.as_str() == "POST").count();
+    assert_eq!(
+        posts(&server.received_requests().await.unwrap()),
+        1,
+        "cached while fresh"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    c.who_am_i().await.unwrap();
+    assert_eq!(
+        posts(&server.received_requests().await.unwrap()),
+        2,
+        "replaced near expiry"
+    );
+}

@@ -111,46 +111,36 @@ fn entity_name_of(fetch: &str) -> Result<EntityName, SyncError> {
     EntityName::parse(&value[..end]).map_err(|e| SyncError::Invalid(e.to_string()))
 }
 
-/// Orders entities so that lookup targets come before the entities that point at them
-/// (cycles are broken in the given order).
+/// Orders entities so that lookup targets come before the entities that point at them.
+/// A cycle (account.primarycontactid <-> contact.parentcustomerid) is broken by taking the
+/// entity with the fewest unplaced targets, then the one listed first.
 pub fn parents_first(entities: &[EntityName], metadata: &[EntityMetadata]) -> Vec<EntityName> {
     let targets = |e: &EntityName| -> Vec<EntityName> {
-        metadata
+        let Some(m) = metadata.iter().find(|m| &m.logical_name == e) else {
+            return Vec::new();
+        };
+        m.attributes
             .iter()
-            .find(|m| &m.logical_name == e)
-            .map(|m| {
-                m.attributes
-                    .iter()
-                    .filter_map(|a| match &a.attribute_type {
-                        crmsync_model::AttributeType::Lookup { targets } => Some(targets.clone()),
-                        _ => None,
-                    })
-                    .flatten()
-                    .filter(|t| t != e && entities.contains(t))
-                    .collect()
+            .filter_map(|a| match &a.attribute_type {
+                crmsync_model::AttributeType::Lookup { targets } => Some(targets.clone()),
+                _ => None,
             })
-            .unwrap_or_default()
+            .flatten()
+            .filter(|t| t != e && entities.contains(t))
+            .collect()
     };
+    let mut remaining: Vec<(EntityName, Vec<EntityName>)> =
+        entities.iter().map(|e| (e.clone(), targets(e))).collect();
     let mut out: Vec<EntityName> = Vec::new();
-    let mut visiting: Vec<EntityName> = Vec::new();
-    fn visit(
-        e: &EntityName,
-        targets: &dyn Fn(&EntityName) -> Vec<EntityName>,
-        out: &mut Vec<EntityName>,
-        visiting: &mut Vec<EntityName>,
-    ) {
-        if out.contains(e) || visiting.contains(e) {
-            return;
-        }
-        visiting.push(e.clone());
-        for t in targets(e) {
-            visit(&t, targets, out, visiting);
-        }
-        visiting.pop();
-        out.push(e.clone());
-    }
-    for e in entities {
-        visit(e, &targets, &mut out, &mut visiting);
+    while !remaining.is_empty() {
+        let unplaced = |ts: &[EntityName]| ts.iter().filter(|t| !out.contains(t)).count();
+        let next = remaining
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, (_, ts))| (unplaced(ts), *i))
+            .map(|(i, _)| i)
+            .expect("remaining is not empty");
+        out.push(remaining.remove(next).0);
     }
     out
 }
@@ -188,7 +178,14 @@ mod tests {
             entity("account", "accounts", &["contact"]),
         ];
         let order = parents_first(&[en("task"), en("contact"), en("account")], &meta);
+        assert_eq!(order, vec![en("contact"), en("account"), en("task")]);
+        let order = parents_first(&[en("account"), en("contact"), en("task")], &meta);
         assert_eq!(order, vec![en("account"), en("contact"), en("task")]);
+        let plain = vec![entity("lead", "leads", &[]), entity("note", "notes", &["lead"])];
+        assert_eq!(
+            parents_first(&[en("note"), en("lead")], &plain),
+            vec![en("lead"), en("note")]
+        );
     }
 
     #[test]

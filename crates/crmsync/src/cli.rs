@@ -36,6 +36,93 @@ pub enum Command {
     Org(OrgCommand),
     /// Serve the Web API of every organization until stopped (Ctrl-C or SIGTERM).
     Serve(Serve),
+    /// Connect a client organization to a server organization (creates the client org if
+    /// needed), update its metadata and store the connection.
+    Connect(Connect),
+    /// Metadata update: bring the client's entities in line with the server's.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Sync All: download every enabled entity from the server, with a progress bar.
+    Sync(Sync),
+    /// Logs of synchronization: runs newest first, or one run in detail.
+    Logs(Logs),
+    /// The main job: two organizations synchronized over HTTP, end to end, on the embedded store.
+    Demo(Demo),
+}
+
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// The client organization.
+    pub client_org: String,
+    /// The server organization's base URL, e.g. http://host:8080/contoso or https://x.crm.dynamics.com.
+    #[arg(long)]
+    pub server_url: String,
+    /// crmsync, dynamics, or the ProviderID 60650fb3-5d8b-45dd-b82e-459f3b019e9a.
+    #[arg(long, default_value = "crmsync")]
+    pub backend: String,
+    /// User on the server.
+    #[arg(long)]
+    pub user: String,
+    /// Password on the server (stored encrypted).
+    #[arg(long)]
+    pub password: String,
+    /// Entities to sync, comma-separated (default: all of the server's).
+    #[arg(long, value_delimiter = ',')]
+    pub entities: Vec<String>,
+    /// A SyncFilters XML file: one <fetch> per filtered entity.
+    #[arg(long)]
+    pub filters: Option<std::path::PathBuf>,
+    /// Queue client writes and upload them at each sync instead of writing through.
+    #[arg(long)]
+    pub write_offline: bool,
+    /// Allow a server on a loopback or private address.
+    #[arg(long)]
+    pub allow_private_urls: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetadataCommand {
+    /// Apply the server's metadata changes to the client (or only show them).
+    Update(MetadataUpdate),
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataUpdate {
+    pub client_org: String,
+    /// Show the changes without applying them.
+    #[arg(long)]
+    pub preview: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Sync {
+    pub client_org: String,
+    /// Reconcile every entity by comparing id sets instead of following change tokens.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    pub org: String,
+    /// Show this run in detail.
+    pub run_id: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct Demo {
+    /// Number of sample accounts on the server (contacts, opportunities, leads and tasks scale with it).
+    #[arg(long, default_value_t = 2000)]
+    pub records: u64,
+    /// Exit after the demo instead of serving on --listen.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Address the demo serves on.
+    #[arg(long, env = "CRMSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 #[derive(Debug, Args)]

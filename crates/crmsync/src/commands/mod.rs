@@ -1,7 +1,9 @@
 //! The commands, one module per command group.
 
+mod demo;
 mod org;
 mod serve;
+mod sync;
 
 use crate::cli::{Cli, Command};
 
@@ -9,5 +11,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Org(cmd) => org::run(&cli.store, cmd).await,
         Command::Serve(cmd) => serve::run(&cli.store, cmd).await,
+        Command::Connect(cmd) => sync::connect(&cli.store, cmd).await,
+        Command::Metadata(crate::cli::MetadataCommand::Update(cmd)) => {
+            sync::metadata_update(&cli.store, cmd).await
+        }
+        Command::Sync(cmd) => sync::sync(&cli.store, cmd).await,
+        Command::Logs(cmd) => sync::logs(&cli.store, cmd).await,
+        Command::Demo(cmd) => demo::run(&cli.store, cmd).await,
     }
 }

@@ -1,0 +1,359 @@
+//! `crmsync connect | metadata update | sync | logs`: the sync commands, on the store named
+//! by `--data` / `--database`, whether or not a server runs on it.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use crmsync_connectors::{Backend, Credentials, DataverseConfig, DataverseConnector, Secret};
+use crmsync_model::{EntityName, OrgName};
+use crmsync_store::{Catalog, NewUser, OrgStore, Role};
+use crmsync_sync::metadata::diff;
+use crmsync_sync::{
+    BackendType, Connection, Connector, EntityFigures, RunLog, SealedSecret, SyncRunner, SyncSettings,
+    Trigger,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{Connect, Logs, MetadataUpdate, StoreArgs, Sync};
+use crate::keys::MasterKey;
+use crate::store;
+
+/// Purpose of the master-key derivation that seals connection secrets.
+const SECRETS_PURPOSE: &str = "connection-secrets";
+
+/// A connector for a stored connection.
+pub fn connector(org: &OrgName, conn: &Connection, key: &MasterKey) -> anyhow::Result<Arc<dyn Connector>> {
+    let password = conn.password.open(&key.derive(SECRETS_PURPOSE), org)?;
+    let (backend, credentials) = match conn.backend {
+        BackendType::Crmsync => (
+            Backend::Crmsync,
+            Credentials::Basic {
+                user: conn.user.clone(),
+                password: Secret::new(password),
+            },
+        ),
+        BackendType::Dynamics => (
+            Backend::Dynamics,
+            Credentials::Password {
+                user: conn.user.clone(),
+                password: Secret::new(password),
+                client_id: None,
+                token_url: None,
+            },
+        ),
+    };
+    let mut config = DataverseConfig::new(conn.server_url.clone(), backend, credentials);
+    config.allow_private_urls = conn.allow_private_urls;
+    Ok(Arc::new(DataverseConnector::new(config)?))
+}
+
+async fn open_connected(
+    args: &StoreArgs,
+    org: &str,
+) -> anyhow::Result<(OrgName, Arc<dyn OrgStore>, Connection, MasterKey)> {
+    let name = OrgName::parse(org)?;
+    let catalog = store::open(args).await?;
+    let client = catalog
+        .open_org(&name)
+        .await
+        .with_context(|| format!("cannot open organization '{name}'"))?;
+    let conn = Connection::load(&*client)
+        .await?
+        .with_context(|| format!("'{name}' has no connection: run crmsync connect first"))?;
+    Ok((name, client, conn, MasterKey::load(&args.data)?))
+}
+
+/// What `connect` and the webservice's ConnectAsync both do once the inputs are read.
+pub struct ConnectRequest {
+    pub client_org: OrgName,
+    pub server_url: String,
+    pub backend: BackendType,
+    pub user: String,
+    pub password: String,
+    pub entities: Vec<EntityName>,
+    pub filters_xml: Option<String>,
+    pub write_offline: bool,
+    pub allow_private_urls: bool,
+}
+
+/// Checks the server, creates the client org if needed, updates its metadata and stores the
+/// connection. Nothing is stored if the server or the filters fail their checks.
+pub async fn connect_org(
+    catalog: &dyn Catalog,
+    key: &MasterKey,
+    request: ConnectRequest,
+) -> anyhow::Result<(Connection, Vec<String>)> {
+    let org = request.client_org.clone();
+    let mut conn = Connection {
+        server_url: request.server_url.trim_end_matches('/').to_owned(),
+        backend: request.backend,
+        user: request.user.clone(),
+        password: SealedSecret::seal(&key.derive(SECRETS_PURPOSE), &org, &request.password),
+        allow_private_urls: request.allow_private_urls,
+        settings: SyncSettings {
+            write_offline: request.write_offline,
+            ..Default::default()
+        },
+        connected_on: chrono::Utc::now(),
+    };
+    let server = connector(&org, &conn, key)?;
+    server
+        .who_am_i()
+        .await
+        .context("the server refused the connection")?;
+    let server_entities = server
+        .entities()
+        .await
+        .context("cannot read the server's metadata")?;
+    conn.settings.entities = if request.entities.is_empty() {
+        server_entities.iter().map(|e| e.logical_name.clone()).collect()
+    } else {
+        request.entities.clone()
+    };
+    if let Some(xml) = &request.filters_xml {
+        conn.settings.filters = crmsync_sync::parse_sync_filters(xml)?;
+    }
+    conn.settings.validate(&server_entities)?;
+    if catalog.org_info(&org).await.is_err() {
+        let admin = NewUser {
+            email: request.user.clone(),
+            password: request.password.clone(),
+            role: Role::Admin,
+        };
+        catalog
+            .create_org(&org, admin)
+            .await
+            .with_context(|| format!("cannot create the client organization '{org}'"))?;
+    }
+    let client = catalog.open_org(&org).await?;
+    let update = diff(
+        &server_entities,
+        &client.entities().await?,
+        Some(&conn.settings.entities),
+    );
+    client
+        .apply_metadata(&update.changes)
+        .await
+        .context("cannot apply the server's metadata")?;
+    conn.save(&*client).await?;
+    let mut lines = update.describe();
+    lines.extend(update.notes);
+    Ok((conn, lines))
+}
+
+pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
+    let entities = cmd
+        .entities
+        .iter()
+        .map(|e| EntityName::parse(e.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters_xml = match &cmd.filters {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let request = ConnectRequest {
+        client_org: OrgName::parse(&cmd.client_org)?,
+        server_url: cmd.server_url.clone(),
+        backend: BackendType::parse(&cmd.backend)?,
+        user: cmd.user.clone(),
+        password: cmd.password.clone(),
+        entities,
+        filters_xml,
+        write_offline: cmd.write_offline,
+        allow_private_urls: cmd.allow_private_urls,
+    };
+    let catalog = store::open(args).await?;
+    let key = MasterKey::load(&args.data)?;
+    let (conn, changes) = connect_org(&*catalog, &key, request).await?;
+    println!(
+        "Connected '{}' to {} ({}).",
+        cmd.client_org,
+        conn.server_url,
+        conn.backend.as_str()
+    );
+    let names: Vec<&str> = conn.settings.entities.iter().map(|e| e.as_str()).collect();
+    println!(
+        "Entities: {}; filtered: {}.",
+        names.join(", "),
+        conn.settings.filters.len()
+    );
+    println!("Metadata update: {} change(s).", changes.len());
+    for line in changes {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+pub async fn metadata_update(args: &StoreArgs, cmd: MetadataUpdate) -> anyhow::Result<()> {
+    let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
+    let server = connector(&org, &conn, &key)?;
+    let update = diff(
+        &server.entities().await?,
+        &client.entities().await?,
+        Some(&conn.settings.entities),
+    );
+    if update.is_empty() {
+        println!("'{org}' is up to date with the server's metadata.");
+        return Ok(());
+    }
+    for line in update.describe() {
+        println!("  {line}");
+    }
+    for note in &update.notes {
+        println!("  note: {note}");
+    }
+    if cmd.preview {
+        println!("Preview: {} change(s), nothing applied.", update.changes.len());
+    } else {
+        client.apply_metadata(&update.changes).await?;
+        println!("Applied {} change(s).", update.changes.len());
+    }
+    Ok(())
+}
+
+/// A progress bar over entities (hidden when not on a terminal).
+struct Bar(ProgressBar);
+
+impl crmsync_sync::Progress for Bar {
+    fn entity_started(&self, entity: &str, index: usize, count: usize) {
+        self.0.set_length(count as u64);
+        self.0.set_position(index as u64);
+        self.0.set_message(entity.to_owned());
+    }
+
+    fn entity_done(&self, _: &EntityFigures) {
+        self.0.inc(1);
+    }
+}
+
+pub async fn run_sync(
+    client: Arc<dyn OrgStore>,
+    server: Arc<dyn Connector>,
+    settings: SyncSettings,
+    full: bool,
+) -> anyhow::Result<RunLog> {
+    if full {
+        let keys: Vec<String> = settings
+            .entities
+            .iter()
+            .map(|e| crmsync_sync::download::state_key(e.as_str(), "token"))
+            .collect();
+        let mut set = crmsync_store::WriteSet::new();
+        for k in keys {
+            set = set.set_state(k, None);
+        }
+        client.write(set).await?;
+    }
+    let bar = ProgressBar::new(settings.entities.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} entities").expect("valid template"),
+    );
+    let log = SyncRunner::new(client, server, settings)
+        .run(Trigger::Manual, &Bar(bar.clone()))
+        .await?;
+    bar.finish_and_clear();
+    Ok(log)
+}
+
+pub fn print_run(log: &RunLog) {
+    println!(
+        "Run {} ({:?}, {:?}) {} — {:.1} s",
+        log.id,
+        log.trigger,
+        log.status,
+        log.started.format("%Y-%m-%d %H:%M:%S UTC"),
+        log.ended
+            .map(|e| (e - log.started).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0)
+    );
+    println!(
+        "  {:<14} {:>8} {:>8} {:>8} {:>12} {:>7}",
+        "entity", "created", "updated", "deleted", "filtered-out", "errors"
+    );
+    for e in log.entities.iter().chain(std::iter::once(&log.totals())) {
+        println!(
+            "  {:<14} {:>8} {:>8} {:>8} {:>12} {:>7}{}",
+            e.entity,
+            e.created,
+            e.updated,
+            e.deleted,
+            e.filtered_out,
+            e.errors,
+            if e.reconciled { "  (reconciled)" } else { "" }
+        );
+    }
+}
+
+pub async fn sync(args: &StoreArgs, cmd: Sync) -> anyhow::Result<()> {
+    let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
+    let server = connector(&org, &conn, &key)?;
+    let log = run_sync(client, server, conn.settings, cmd.full).await?;
+    print_run(&log);
+    for m in log
+        .messages
+        .iter()
+        .filter(|m| m.level != crmsync_sync::Level::Info)
+    {
+        println!(
+            "  {:?}: {}{}",
+            m.level,
+            m.entity.as_deref().map(|e| format!("{e}: ")).unwrap_or_default(),
+            m.text
+        );
+    }
+    if log.status == crmsync_sync::RunStatus::Failed {
+        bail!("the sync failed; see the messages above");
+    }
+    Ok(())
+}
+
+pub async fn logs(args: &StoreArgs, cmd: Logs) -> anyhow::Result<()> {
+    let name = OrgName::parse(&cmd.org)?;
+    let client = store::open(args).await?.open_org(&name).await?;
+    let runs = crmsync_sync::logs(&*client, usize::MAX).await?;
+    match cmd.run_id {
+        None => {
+            if runs.is_empty() {
+                println!("No sync runs.");
+            }
+            for run in runs.iter().take(cmd.top) {
+                let t = run.totals();
+                println!(
+                    "{}  {}  {:<18} {:<10} created {} updated {} deleted {} filtered-out {} errors {}",
+                    run.id,
+                    run.started.format("%Y-%m-%d %H:%M:%S"),
+                    format!("{:?}", run.status),
+                    format!("{:?}", run.trigger).to_lowercase(),
+                    t.created,
+                    t.updated,
+                    t.deleted,
+                    t.filtered_out,
+                    t.errors
+                );
+            }
+        }
+        Some(id) => {
+            let run = runs
+                .iter()
+                .find(|r| r.id.to_string() == id)
+                .with_context(|| format!("no run '{id}' in '{name}'"))?;
+            print_run(run);
+            for m in &run.messages {
+                let record = m.record_id.map(|r| format!(" {r}")).unwrap_or_default();
+                println!(
+                    "  {} {:?} {}{record}: {}",
+                    m.time.format("%H:%M:%S"),
+                    m.level,
+                    m.entity.as_deref().unwrap_or("-"),
+                    m.text
+                );
+            }
+            if run.messages_dropped > 0 {
+                println!("  … {} more messages not kept", run.messages_dropped);
+            }
+        }
+    }
+    Ok(())
+}

@@ -8,6 +8,8 @@
 //! `client.rs`, `mapping.rs`, `retry.rs`, plus `auth.rs` and `transport.rs` (HTTP, URL safety,
 //! error mapping).
 
+mod connection;
 pub mod dataverse;
 
+pub use connection::for_connection;
 pub use dataverse::{Backend, Credentials, DataverseConfig, DataverseConnector, RetryPolicy, Secret};

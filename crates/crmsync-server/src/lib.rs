@@ -23,6 +23,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use error::ApiError;
 pub use state::{AppState, ServerConfig};
 
+/// Purpose of the master-key derivation that seals connection secrets.
+pub const SECRETS_PURPOSE: &str = "connection-secrets";
+
 /// Largest request body accepted (a `$batch` of 1,000 operations fits).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 

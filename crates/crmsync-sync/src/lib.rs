@@ -14,6 +14,7 @@ mod local;
 pub mod log;
 pub mod metadata;
 pub mod run;
+pub mod service;
 mod settings;
 
 pub use connection::{BackendType, CONNECTION_KEY, Connection, DYNAMICS_PROVIDER_ID, SealedSecret};

@@ -13,7 +13,8 @@ use crmsync_sync::BackendType;
 use serde_json::{Value, json};
 
 use super::serve::shutdown_signal;
-use super::sync::{ConnectRequest, connect_org, connector, print_run, run_sync};
+use super::sync::{connect_org, connector, print_run, run_sync};
+use crmsync_sync::service::ConnectRequest;
 use crate::cli::{Demo, StoreArgs};
 use crate::keys::MasterKey;
 use crate::{sample, store};
@@ -137,6 +138,7 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
         filters_xml: Some(FILTERS.into()),
         write_offline: true,
         allow_private_urls: true,
+        registration: None,
     };
     let (conn, changes) = connect_org(&*catalog, &key, request).await?;
     println!(

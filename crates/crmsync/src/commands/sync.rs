@@ -4,13 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use crmsync_connectors::{Backend, Credentials, DataverseConfig, DataverseConnector, Secret};
 use crmsync_model::{EntityName, OrgName};
-use crmsync_store::{Catalog, NewUser, OrgStore, Role};
-use crmsync_sync::metadata::diff;
+use crmsync_store::{Catalog, OrgStore};
+use crmsync_sync::service::ConnectRequest;
 use crmsync_sync::{
-    BackendType, Connection, Connector, EntityFigures, RunLog, SealedSecret, SyncRunner, SyncSettings,
-    Trigger,
+    BackendType, Connection, Connector, EntityFigures, RunLog, SyncRunner, SyncSettings, Trigger,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,33 +16,12 @@ use crate::cli::{Connect, Logs, MetadataUpdate, StoreArgs, Sync};
 use crate::keys::MasterKey;
 use crate::store;
 
-/// Purpose of the master-key derivation that seals connection secrets.
-const SECRETS_PURPOSE: &str = "connection-secrets";
+/// Purpose of the master-key derivation that seals connection secrets (shared with the server).
+pub use crmsync_server::SECRETS_PURPOSE;
 
 /// A connector for a stored connection.
 pub fn connector(org: &OrgName, conn: &Connection, key: &MasterKey) -> anyhow::Result<Arc<dyn Connector>> {
-    let password = conn.password.open(&key.derive(SECRETS_PURPOSE), org)?;
-    let (backend, credentials) = match conn.backend {
-        BackendType::Crmsync => (
-            Backend::Crmsync,
-            Credentials::Basic {
-                user: conn.user.clone(),
-                password: Secret::new(password),
-            },
-        ),
-        BackendType::Dynamics => (
-            Backend::Dynamics,
-            Credentials::Password {
-                user: conn.user.clone(),
-                password: Secret::new(password),
-                client_id: None,
-                token_url: None,
-            },
-        ),
-    };
-    let mut config = DataverseConfig::new(conn.server_url.clone(), backend, credentials);
-    config.allow_private_urls = conn.allow_private_urls;
-    Ok(Arc::new(DataverseConnector::new(config)?))
+    Ok(crmsync_connectors::for_connection(org, conn, &key.derive(SECRETS_PURPOSE))?)
 }
 
 async fn open_connected(
@@ -63,79 +40,11 @@ async fn open_connected(
     Ok((name, client, conn, MasterKey::load(&args.data)?))
 }
 
-/// What `connect` and the webservice's ConnectAsync both do once the inputs are read.
-pub struct ConnectRequest {
-    pub client_org: OrgName,
-    pub server_url: String,
-    pub backend: BackendType,
-    pub user: String,
-    pub password: String,
-    pub entities: Vec<EntityName>,
-    pub filters_xml: Option<String>,
-    pub write_offline: bool,
-    pub allow_private_urls: bool,
-}
-
-/// Checks the server, creates the client org if needed, updates its metadata and stores the
-/// connection. Nothing is stored if the server or the filters fail their checks.
-pub async fn connect_org(
-    catalog: &dyn Catalog,
-    key: &MasterKey,
-    request: ConnectRequest,
-) -> anyhow::Result<(Connection, Vec<String>)> {
-    let org = request.client_org.clone();
-    let mut conn = Connection {
-        server_url: request.server_url.trim_end_matches('/').to_owned(),
-        backend: request.backend,
-        user: request.user.clone(),
-        password: SealedSecret::seal(&key.derive(SECRETS_PURPOSE), &org, &request.password),
-        allow_private_urls: request.allow_private_urls,
-        settings: SyncSettings {
-            write_offline: request.write_offline,
-            ..Default::default()
-        },
-        connected_on: chrono::Utc::now(),
-    };
-    let server = connector(&org, &conn, key)?;
-    server
-        .who_am_i()
-        .await
-        .context("the server refused the connection")?;
-    let server_entities = server
-        .entities()
-        .await
-        .context("cannot read the server's metadata")?;
-    conn.settings.entities = if request.entities.is_empty() {
-        server_entities.iter().map(|e| e.logical_name.clone()).collect()
-    } else {
-        request.entities.clone()
-    };
-    if let Some(xml) = &request.filters_xml {
-        conn.settings.filters = crmsync_sync::parse_sync_filters(xml)?;
-    }
-    conn.settings.validate(&server_entities)?;
-    if catalog.org_info(&org).await.is_err() {
-        let admin = NewUser {
-            email: request.user.clone(),
-            password: request.password.clone(),
-            role: Role::Admin,
-        };
-        catalog
-            .create_org(&org, admin)
-            .await
-            .with_context(|| format!("cannot create the client organization '{org}'"))?;
-    }
-    let client = catalog.open_org(&org).await?;
-    let update = diff(
-        &server_entities,
-        &client.entities().await?,
-        Some(&conn.settings.entities),
-    );
-    client
-        .apply_metadata(&update.changes)
-        .await
-        .context("cannot apply the server's metadata")?;
-    conn.save(&*client).await?;
+/// Connects through the shared service, building connectors from the master key.
+pub async fn connect_org(catalog: &dyn Catalog, key: &MasterKey, request: ConnectRequest) -> anyhow::Result<(Connection, Vec<String>)> {
+    let secrets = key.derive(SECRETS_PURPOSE);
+    let factory = move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
+    let (conn, update) = crmsync_sync::service::connect(catalog, &key.derive(SECRETS_PURPOSE), request, &factory).await?;
     let mut lines = update.describe();
     lines.extend(update.notes);
     Ok((conn, lines))
@@ -163,6 +72,7 @@ pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
         filters_xml,
         write_offline: cmd.write_offline,
         allow_private_urls: cmd.allow_private_urls,
+        registration: None,
     };
     let catalog = store::open(args).await?;
     let key = MasterKey::load(&args.data)?;
@@ -189,11 +99,7 @@ pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
 pub async fn metadata_update(args: &StoreArgs, cmd: MetadataUpdate) -> anyhow::Result<()> {
     let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
     let server = connector(&org, &conn, &key)?;
-    let update = diff(
-        &server.entities().await?,
-        &client.entities().await?,
-        Some(&conn.settings.entities),
-    );
+    let update = crmsync_sync::service::update_metadata(&*client, &conn, &*server, true).await?;
     if update.is_empty() {
         println!("'{org}' is up to date with the server's metadata.");
         return Ok(());
@@ -207,7 +113,7 @@ pub async fn metadata_update(args: &StoreArgs, cmd: MetadataUpdate) -> anyhow::R
     if cmd.preview {
         println!("Preview: {} change(s), nothing applied.", update.changes.len());
     } else {
-        client.apply_metadata(&update.changes).await?;
+        crmsync_sync::service::update_metadata(&*client, &conn, &*server, false).await?;
         println!("Applied {} change(s).", update.changes.len());
     }
     Ok(())

@@ -9,14 +9,24 @@ use crmsync_sync::{BackendType, Connection, Connector, SyncError};
 use crate::{Backend, Credentials, DataverseConfig, DataverseConnector, Secret};
 
 /// A connector for `conn`, the connection of `org`; `secrets_key` opens its password.
-pub fn for_connection(org: &OrgName, conn: &Connection, secrets_key: &[u8; 32]) -> Result<Arc<dyn Connector>, SyncError> {
+pub fn for_connection(
+    org: &OrgName,
+    conn: &Connection,
+    secrets_key: &[u8; 32],
+) -> Result<Arc<dyn Connector>, SyncError> {
     let password = Secret::new(conn.password.open(secrets_key, org)?);
     let user = conn.user.clone();
     let (backend, credentials) = match conn.backend {
         BackendType::Crmsync => (Backend::Crmsync, Credentials::Basic { user, password }),
-        BackendType::Dynamics => {
-            (Backend::Dynamics, Credentials::Password { user, password, client_id: None, token_url: None })
-        }
+        BackendType::Dynamics => (
+            Backend::Dynamics,
+            Credentials::Password {
+                user,
+                password,
+                client_id: None,
+                token_url: None,
+            },
+        ),
     };
     let mut config = DataverseConfig::new(conn.server_url.clone(), backend, credentials);
     config.allow_private_urls = conn.allow_private_urls;

@@ -25,6 +25,9 @@ mod predicate;
 pub use ast::{Columns, Condition, Filter, LinkEntity, LinkType, Operator, OrderBy, Query};
 pub use error::QueryError;
 pub use eval::{JoinedRow, RecordRow, Row, eval, matches};
+/// The defensive XML reader behind FetchXML (no DOCTYPE, bounded size and depth), for other
+/// XML the product accepts from untrusted callers.
+pub use fetchxml::xml::{Element as XmlElement, parse as parse_xml};
 pub use fetchxml::{parse_fetchxml, to_fetchxml};
 pub use lower::{EvalContext, lower};
 pub use metadata::MetadataSource;

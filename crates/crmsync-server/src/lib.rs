@@ -5,6 +5,7 @@
 //! - `GET /healthz`
 //! - `POST /{org}/oauth2/token` — bearer tokens (`auth`)
 //! - `/{org}/api/data/v9.2/…` — the Dataverse-compatible Web API (`webapi`)
+//! - `/rest/v1/sync/{org}/…` — the sync webservice (`syncapi`)
 //!
 //! Every org-scoped route authenticates the caller against that org's users; a caller of
 //! another org, a missing org and wrong credentials all get the same 401, so nothing leaks.
@@ -12,6 +13,7 @@
 pub mod auth;
 mod error;
 mod state;
+pub mod syncapi;
 pub mod webapi;
 
 use std::future::Future;
@@ -39,6 +41,7 @@ pub fn app(state: AppState) -> Router {
             "/{org}/api/data/v9.2/{*path}",
             axum::routing::any(webapi::dispatch),
         )
+        .merge(syncapi::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -14,6 +14,12 @@ pub struct ServerConfig {
     pub token_ttl_secs: i64,
     /// Default and largest page size of collection reads (`Prefer: odata.maxpagesize`).
     pub max_page_size: usize,
+    /// Key sealing connection secrets (derived from the master key).
+    pub secrets_key: [u8; 32],
+    /// Whether `ConnectAsync` may register new client organizations.
+    pub registration_open: bool,
+    /// Whether server URLs on loopback or private addresses are accepted.
+    pub allow_private_urls: bool,
 }
 
 impl Default for ServerConfig {
@@ -22,6 +28,9 @@ impl Default for ServerConfig {
             token_key: rand::random(),
             token_ttl_secs: 3600,
             max_page_size: 5000,
+            secrets_key: rand::random(),
+            registration_open: true,
+            allow_private_urls: false,
         }
     }
 }
@@ -31,6 +40,7 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServerConfig>,
+    pub jobs: Arc<crate::syncapi::Jobs>,
 }
 
 impl AppState {
@@ -44,6 +54,7 @@ impl AppState {
             catalog,
             auth,
             config: Arc::new(config),
+            jobs: Arc::default(),
         }
     }
 }

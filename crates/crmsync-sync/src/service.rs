@@ -11,7 +11,8 @@ use crate::metadata::{MetadataDiff, diff};
 use crate::{BackendType, Connection, Connector, SealedSecret, SyncError, SyncSettings};
 
 /// Builds a connector for a connection of an org.
-pub type ConnectorFactory<'a> = &'a (dyn Fn(&OrgName, &Connection) -> Result<Arc<dyn Connector>, SyncError> + Send + Sync);
+pub type ConnectorFactory<'a> =
+    &'a (dyn Fn(&OrgName, &Connection) -> Result<Arc<dyn Connector>, SyncError> + Send + Sync);
 
 /// What a connect needs.
 #[derive(Clone)]
@@ -58,7 +59,10 @@ pub async fn connect(
         user: request.user.clone(),
         password: SealedSecret::seal(secrets_key, &org, &request.password),
         allow_private_urls: request.allow_private_urls,
-        settings: SyncSettings { write_offline: request.write_offline, ..Default::default() },
+        settings: SyncSettings {
+            write_offline: request.write_offline,
+            ..Default::default()
+        },
         connected_on: chrono::Utc::now(),
     };
     let server = connector_for(&org, &conn)?;
@@ -81,12 +85,24 @@ pub async fn connect(
                 password: request.password.clone(),
                 role: Role::Admin,
             });
-            catalog.create_org(&org, NewUser { role: Role::Admin, ..admin }).await?;
+            catalog
+                .create_org(
+                    &org,
+                    NewUser {
+                        role: Role::Admin,
+                        ..admin
+                    },
+                )
+                .await?;
         }
         Err(e) => return Err(e.into()),
     }
     let client = catalog.open_org(&org).await?;
-    let update = diff(&server_entities, &client.entities().await?, Some(&conn.settings.entities));
+    let update = diff(
+        &server_entities,
+        &client.entities().await?,
+        Some(&conn.settings.entities),
+    );
     client.apply_metadata(&update.changes).await?;
     conn.save(&*client).await?;
     Ok((conn, update))
@@ -99,7 +115,11 @@ pub async fn update_metadata(
     server: &dyn Connector,
     preview: bool,
 ) -> Result<MetadataDiff, SyncError> {
-    let update = diff(&server.entities().await?, &client.entities().await?, Some(&conn.settings.entities));
+    let update = diff(
+        &server.entities().await?,
+        &client.entities().await?,
+        Some(&conn.settings.entities),
+    );
     if !preview {
         client.apply_metadata(&update.changes).await?;
     }

@@ -130,6 +130,18 @@ pub struct Serve {
     /// Address to listen on.
     #[arg(long, env = "CRMSYNC_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Whether ConnectAsync may register new client organizations.
+    #[arg(long, value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+    /// Accept server URLs on loopback or private addresses in connections.
+    #[arg(long)]
+    pub allow_private_urls: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    Open,
+    Closed,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,7 @@ pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 pub const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Default)]
-pub(crate) struct Element {
+pub struct Element {
     pub name: String,
     pub attributes: Vec<(String, String)>,
     pub children: Vec<Element>,
@@ -42,7 +42,7 @@ fn malformed(reader: &Reader<&[u8]>, message: impl ToString) -> QueryError {
 }
 
 /// Parses `xml` into its root element.
-pub(crate) fn parse(xml: &str) -> Result<Element, QueryError> {
+pub fn parse(xml: &str) -> Result<Element, QueryError> {
     if xml.len() > MAX_INPUT_BYTES {
         return Err(QueryError::TooLarge {
             size: xml.len(),

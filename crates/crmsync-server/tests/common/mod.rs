@@ -25,6 +25,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await.unwrap());
         let acme = OrgName::parse("acme").unwrap();
@@ -63,7 +67,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(catalog.clone(), ServerConfig::default());
+        let state = AppState::new(catalog.clone(), config);
         tokio::spawn(crmsync_server::serve(listener, state, async {
             let _ = rx.await;
         }));

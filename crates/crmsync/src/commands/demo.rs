@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use super::serve::shutdown_signal;
 use super::sync::{connect_org, connector, print_run, run_sync};
-use crmsync_sync::service::ConnectRequest;
 use crate::cli::{Demo, StoreArgs};
 use crate::keys::MasterKey;
 use crate::{sample, store};
+use crmsync_sync::service::ConnectRequest;
 
 const SERVER: &str = "demo-server";
 const CLIENT: &str = "demo-client";
@@ -111,6 +111,8 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
         catalog.clone(),
         ServerConfig {
             token_key: key.derive("bearer-tokens"),
+            secrets_key: key.derive(crmsync_server::SECRETS_PURPOSE),
+            allow_private_urls: true,
             ..ServerConfig::default()
         },
     );

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use crmsync_server::{AppState, ServerConfig};
 
-use crate::cli::{Serve, StoreArgs};
+use crate::cli::{Registration, Serve, StoreArgs};
 use crate::keys::MasterKey;
 use crate::store;
 
@@ -12,6 +12,9 @@ pub async fn run(args: &StoreArgs, cmd: Serve) -> anyhow::Result<()> {
     let key = MasterKey::load(&args.data)?;
     let config = ServerConfig {
         token_key: key.derive("bearer-tokens"),
+        secrets_key: key.derive(crmsync_server::SECRETS_PURPOSE),
+        registration_open: cmd.registration != Registration::Closed,
+        allow_private_urls: cmd.allow_private_urls,
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(&cmd.listen)

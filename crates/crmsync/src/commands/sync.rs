@@ -21,7 +21,11 @@ pub use crmsync_server::SECRETS_PURPOSE;
 
 /// A connector for a stored connection.
 pub fn connector(org: &OrgName, conn: &Connection, key: &MasterKey) -> anyhow::Result<Arc<dyn Connector>> {
-    Ok(crmsync_connectors::for_connection(org, conn, &key.derive(SECRETS_PURPOSE))?)
+    Ok(crmsync_connectors::for_connection(
+        org,
+        conn,
+        &key.derive(SECRETS_PURPOSE),
+    )?)
 }
 
 async fn open_connected(
@@ -41,10 +45,16 @@ async fn open_connected(
 }
 
 /// Connects through the shared service, building connectors from the master key.
-pub async fn connect_org(catalog: &dyn Catalog, key: &MasterKey, request: ConnectRequest) -> anyhow::Result<(Connection, Vec<String>)> {
+pub async fn connect_org(
+    catalog: &dyn Catalog,
+    key: &MasterKey,
+    request: ConnectRequest,
+) -> anyhow::Result<(Connection, Vec<String>)> {
     let secrets = key.derive(SECRETS_PURPOSE);
-    let factory = move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
-    let (conn, update) = crmsync_sync::service::connect(catalog, &key.derive(SECRETS_PURPOSE), request, &factory).await?;
+    let factory =
+        move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
+    let (conn, update) =
+        crmsync_sync::service::connect(catalog, &key.derive(SECRETS_PURPOSE), request, &factory).await?;
     let mut lines = update.describe();
     lines.extend(update.notes);
     Ok((conn, lines))

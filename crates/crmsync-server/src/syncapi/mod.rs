@@ -1,0 +1,446 @@
+//! The sync webservice (SPEC §5.3): `/rest/v1/sync/{org}/…`, where `{org}` is the Client org.
+//!
+//! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
+//! `jobs/{id}`; the connection, its entities, filters and settings, and the logs are read and
+//! changed directly. Every route needs the org's admin role, except `ConnectAsync` for an org
+//! that does not exist yet (registration, unless closed).
+
+mod connect;
+mod jobs;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use crmsync_model::{EntityName, OrgName};
+use crmsync_store::{NewUser, Role, StoreError};
+use crmsync_sync::service::{ConnectRequest, connect as connect_org, update_metadata};
+use crmsync_sync::{
+    BackendType, ConflictPolicy, Connection, Connector, EntityFigures, Progress, RunStatus, SyncRunner,
+    Trigger,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub use jobs::{JobStatus, Jobs};
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rest/v1/sync/{org}/ConnectAsync", post(connect_async))
+        .route("/rest/v1/sync/{org}/SyncAsync", post(sync_async))
+        .route("/rest/v1/sync/{org}/UpdateMetadataAsync", post(metadata_async))
+        .route("/rest/v1/sync/{org}/jobs/{id}", get(job))
+        .route("/rest/v1/sync/{org}/connection", get(connection))
+        .route("/rest/v1/sync/{org}/connection/entities", put(put_entities))
+        .route("/rest/v1/sync/{org}/connection/filters", put(put_filters))
+        .route("/rest/v1/sync/{org}/connection/settings", put(put_settings))
+        .route("/rest/v1/sync/{org}/logs", get(logs))
+        .route("/rest/v1/sync/{org}/logs/{run}", get(log))
+}
+
+async fn admin(state: &AppState, org: &str, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let caller = state.auth.authenticate(org, headers).await?;
+    caller.require_admin()?;
+    Ok(caller)
+}
+
+fn connector(state: &AppState, org: &OrgName, conn: &Connection) -> Result<Arc<dyn Connector>, ApiError> {
+    crmsync_connectors::for_connection(org, conn, &state.config.secrets_key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn connection_of(caller: &Caller) -> Result<Connection, ApiError> {
+    Connection::load(&*caller.store)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "'{}' has no connection: use ConnectAsync first",
+                caller.org
+            ))
+        })
+}
+
+fn accepted(org: &OrgName, id: Uuid) -> Response {
+    let location = format!("/rest/v1/sync/{org}/jobs/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"jobId": id, "status": "Queued"})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("valid header"),
+    );
+    response
+}
+
+async fn connect_async(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = OrgName::parse(&org).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let input = connect::parse(&body)?;
+    let backend = BackendType::parse(&input.provider).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let entities = input
+        .entities
+        .iter()
+        .map(|e| EntityName::parse(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registration = match state.catalog.org_info(&name).await {
+        Ok(_) => {
+            admin(&state, &org, &headers).await?;
+            None
+        }
+        Err(StoreError::NotFound(_)) if !state.config.registration_open => {
+            return Err(ApiError::forbidden(
+                "registration of new organizations is closed on this server",
+            ));
+        }
+        Err(StoreError::NotFound(_)) => {
+            let user = NewUser {
+                email: input
+                    .registration_email
+                    .clone()
+                    .unwrap_or_else(|| input.user.clone()),
+                password: input
+                    .registration_password
+                    .clone()
+                    .unwrap_or_else(|| input.password.clone()),
+                role: Role::Admin,
+            };
+            user.validate()?;
+            Some(user)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let request = ConnectRequest {
+        client_org: name.clone(),
+        server_url: input.url.clone(),
+        backend,
+        user: input.user.clone(),
+        password: input.password.clone(),
+        entities,
+        filters_xml: input.filters_xml.clone(),
+        write_offline: input.write_offline,
+        allow_private_urls: state.config.allow_private_urls,
+        registration,
+    };
+    let id = state.jobs.create("connect", name.as_str());
+    // A registrant has no account until the job succeeds: the job id is their capability.
+    let open = request.registration.is_some();
+    state.jobs.update(id, |j| j.open = open);
+    let st = state.clone();
+    state.jobs.spawn(id, async move {
+        let secrets = st.config.secrets_key;
+        let factory =
+            move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
+        let (conn, update) = connect_org(&*st.catalog, &secrets, request, &factory)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entities: Vec<&str> = conn.settings.entities.iter().map(|e| e.as_str()).collect();
+        Ok((
+            JobStatus::Succeeded,
+            json!({"entities": entities, "metadataChanges": update.describe(), "notes": update.notes}),
+        ))
+    });
+    Ok(accepted(&name, id))
+}
+
+/// Reports a run's progress on its job.
+struct JobProgressSink {
+    jobs: Arc<Jobs>,
+    id: Uuid,
+}
+
+impl Progress for JobProgressSink {
+    fn entity_started(&self, entity: &str, index: usize, count: usize) {
+        self.jobs.update(self.id, |j| {
+            j.progress.phase = "download".into();
+            j.progress.entity = Some(entity.to_owned());
+            j.progress.done = index as u64;
+            j.progress.total = count as u64;
+        });
+    }
+
+    fn entity_done(&self, _: &EntityFigures) {
+        self.jobs.update(self.id, |j| j.progress.done += 1);
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    #[serde(default)]
+    entities: Vec<String>,
+    #[serde(default)]
+    full: bool,
+}
+
+fn optional_json<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+async fn sync_async(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let request: SyncBody = optional_json(&body)?;
+    let conn = connection_of(&caller).await?;
+    let mut settings = conn.settings.clone();
+    if !request.entities.is_empty() {
+        let wanted = request
+            .entities
+            .iter()
+            .map(|e| EntityName::parse(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(unknown) = wanted.iter().find(|e| !settings.entities.contains(e)) {
+            return Err(ApiError::bad_request(format!(
+                "entity '{unknown}' is not enabled for sync"
+            )));
+        }
+        settings.entities = wanted;
+    }
+    let server = connector(&state, &caller.org, &conn)?;
+    let id = state.jobs.create("sync", caller.org.as_str());
+    let jobs = state.jobs.clone();
+    state.jobs.spawn(id, async move {
+        if request.full {
+            let mut set = crmsync_store::WriteSet::new();
+            for e in &settings.entities {
+                set = set.set_state(crmsync_sync::download::state_key(e.as_str(), "token"), None);
+            }
+            caller.store.write(set).await.map_err(|e| e.to_string())?;
+        }
+        let progress = JobProgressSink {
+            jobs: jobs.clone(),
+            id,
+        };
+        let log = SyncRunner::new(caller.store.clone(), server, settings)
+            .run(Trigger::Webservice, &progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        jobs.update(id, |j| j.run_id = Some(log.id));
+        let status = match log.status {
+            RunStatus::Succeeded => JobStatus::Succeeded,
+            RunStatus::PartiallySucceeded => JobStatus::PartiallySucceeded,
+            _ => JobStatus::Failed,
+        };
+        Ok((
+            status,
+            json!({"runId": log.id, "status": log.status, "entities": log.entities}),
+        ))
+    });
+    Ok(accepted(&caller.org, id))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataBody {
+    #[serde(default)]
+    preview: bool,
+}
+
+async fn metadata_async(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let request: MetadataBody = optional_json(&body)?;
+    let conn = connection_of(&caller).await?;
+    let server = connector(&state, &caller.org, &conn)?;
+    let id = state.jobs.create("metadata", caller.org.as_str());
+    state.jobs.spawn(id, async move {
+        let update = update_metadata(&*caller.store, &conn, &*server, request.preview)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            JobStatus::Succeeded,
+            json!({"preview": request.preview, "changes": update.describe(), "notes": update.notes}),
+        ))
+    });
+    Ok(accepted(&caller.org, id))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request(format!("'{id}' is not a job id")))?;
+    if let Some(job) = state.jobs.get(id, &org).filter(|j| j.open) {
+        return Ok(Json(job).into_response());
+    }
+    let caller = admin(&state, &org, &headers).await?;
+    let job = state
+        .jobs
+        .get(id, caller.org.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    Ok(Json(job).into_response())
+}
+
+fn connection_json(conn: &Connection) -> Value {
+    json!({
+        "serverUrl": conn.server_url,
+        "backend": conn.backend,
+        "userName": conn.user,
+        "entities": conn.settings.entities,
+        "filters": conn.settings.filters,
+        "writeOffline": conn.settings.write_offline,
+        "conflictPolicy": conn.settings.conflict_policy,
+        "connectedOn": conn.connected_on,
+    })
+}
+
+async fn connection(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    Ok(Json(connection_json(&connection_of(&caller).await?)).into_response())
+}
+
+async fn save(caller: &Caller, conn: &Connection) -> Result<Response, ApiError> {
+    conn.save(&*caller.store)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(connection_json(conn)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntitiesBody {
+    entities: Vec<String>,
+}
+
+async fn put_entities(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let request: EntitiesBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"entities\":[…]}}: {e}")))?;
+    let mut conn = connection_of(&caller).await?;
+    conn.settings.entities = request
+        .entities
+        .iter()
+        .map(|e| EntityName::parse(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = connector(&state, &caller.org, &conn)?
+        .entities()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    conn.settings
+        .validate(&server)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    save(&caller, &conn).await
+}
+
+async fn put_filters(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let xml = if text.trim_start().starts_with('{') {
+        let v: Value = serde_json::from_str(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        v["syncFiltersXml"]
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("expected {\"syncFiltersXml\":\"…\"}"))?
+            .to_owned()
+    } else {
+        text.to_owned()
+    };
+    let mut conn = connection_of(&caller).await?;
+    conn.settings.filters =
+        crmsync_sync::parse_sync_filters(&xml).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let server = connector(&state, &caller.org, &conn)?
+        .entities()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    conn.settings
+        .validate(&server)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    save(&caller, &conn).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SettingsBody {
+    write_offline: Option<bool>,
+    conflict_policy: Option<ConflictPolicy>,
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let request: SettingsBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"writeOffline\":bool,\"conflictPolicy\":\"ClientWins|ServerWins\"}}: {e}"
+        ))
+    })?;
+    let mut conn = connection_of(&caller).await?;
+    if let Some(w) = request.write_offline {
+        conn.settings.write_offline = w;
+    }
+    if let Some(p) = request.conflict_policy {
+        conn.settings.conflict_policy = p;
+    }
+    save(&caller, &conn).await
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let runs = crmsync_sync::logs(&*caller.store, 500).await?;
+    let value: Vec<Value> = runs
+        .iter()
+        .map(|r| json!({"id": r.id, "trigger": r.trigger, "started": r.started, "ended": r.ended, "status": r.status, "totals": r.totals()}))
+        .collect();
+    Ok(Json(json!({"value": value})).into_response())
+}
+
+async fn log(
+    State(state): State<AppState>,
+    Path((org, run)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let runs = crmsync_sync::logs(&*caller.store, usize::MAX).await?;
+    let found = runs
+        .into_iter()
+        .find(|r| r.id.to_string() == run)
+        .ok_or_else(|| ApiError::not_found(format!("sync run {run}")))?;
+    Ok(Json(found).into_response())
+}

@@ -5,11 +5,13 @@
 //!   hand-written batched upsert into an identical table of the same database engine.
 //! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
 //!   JSON serialization of the same rows.
+//! - `sync`: initial sync over loopback HTTP versus a raw writer; incremental (1%) and idle syncs.
 
 mod raw_postgres;
 mod raw_sqlite;
 mod serve;
 mod store;
+mod sync;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,8 @@ enum Bench {
     Store(store::StoreBench),
     /// Reading every record over HTTP in 5,000-record pages versus a raw select and serialize.
     Serve(serve::ServeBench),
+    /// Initial sync over HTTP versus a raw writer; incremental and idle syncs.
+    Sync(sync::SyncBench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Bench::Store(b) => b.run().await,
             Bench::Serve(b) => b.run().await,
+            Bench::Sync(b) => b.run().await,
         }
     })
 }

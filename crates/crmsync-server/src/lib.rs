@@ -3,11 +3,12 @@
 //!
 //! Routes:
 //! - `GET /healthz`
-//! - `POST /{org}/oauth2/token` — bearer tokens (`auth`)
+//! - `POST /{org}/oauth2/token` — bearer tokens for users (`password` grant) and applications
+//!   (`client_credentials` grant) (`auth`)
 //! - `/{org}/api/data/v9.2/…` — the Dataverse-compatible Web API (`webapi`)
 //! - `/rest/v1/sync/{org}/…` — the sync webservice (`syncapi`)
 //!
-//! Every org-scoped route authenticates the caller against that org's users; a caller of
+//! Every org-scoped route authenticates the caller against that org's users and applications; a caller of
 //! another org, a missing org and wrong credentials all get the same 401, so nothing leaks.
 
 pub mod auth;

@@ -1,4 +1,4 @@
-//! The catalog schema (`{ns}catalog`): organizations and users, and the life cycle of the
+//! The catalog schema (`{ns}catalog`): organizations, users and applications, and the life cycle of the
 //! organization schemas (`{ns}org_{name}`) beside it.
 //!
 //! An organization exists when its catalog row exists. Creation inserts the row first (its
@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use crmsync_store::sql::quote;
-use crmsync_store::{Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password};
+use crmsync_store::{
+    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password,
+};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 use tokio::sync::Mutex;
@@ -225,6 +227,19 @@ fn user_of(row: &PgRow) -> StoreResult<User> {
     })
 }
 
+fn app_of(row: &PgRow) -> StoreResult<App> {
+    let role: String = row.try_get("role").map_err(db_err)?;
+    let org: String = row.try_get("org").map_err(db_err)?;
+    Ok(App {
+        client_id: row.try_get("client_id").map_err(db_err)?,
+        org: OrgName::parse(&org)?,
+        name: row.try_get("name").map_err(db_err)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::database(format!("unknown role '{role}'")))?,
+        secret_hash: row.try_get("secret_hash").map_err(db_err)?,
+        created_on: row.try_get("created_on").map_err(db_err)?,
+    })
+}
+
 #[async_trait]
 impl Catalog for PgCatalog {
     async fn create_org(&self, name: &OrgName, admin: NewUser) -> StoreResult<OrgInfo> {
@@ -345,6 +360,77 @@ impl Catalog for PgCatalog {
             .await
             .map_err(db_err)?;
         rows.iter().map(user_of).collect()
+    }
+
+    async fn create_app(&self, org: &OrgName, name: &str, role: Role) -> StoreResult<(App, AppSecret)> {
+        self.org_info(org).await?;
+        let (app, secret) = crmsync_store::app::new_app(org, name, role)?;
+        let statement = format!(
+            "INSERT INTO {} (client_id, org, name, secret_hash, role, created_on) VALUES ($1, $2, $3, $4, $5, $6)",
+            self.table("apps")
+        );
+        sqlx::query(AssertSqlSafe(statement))
+            .bind(app.client_id)
+            .bind(org.as_str())
+            .bind(&app.name)
+            .bind(&app.secret_hash)
+            .bind(app.role.as_str())
+            .bind(app.created_on)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match sql_state(&e).as_deref() {
+                // The org was deleted since it was looked up.
+                Some("23503") => StoreError::not_found(format!("organization '{org}'")),
+                _ => db_err(e),
+            })?;
+        Ok((app, secret))
+    }
+
+    async fn find_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<Option<App>> {
+        let statement = format!(
+            "SELECT * FROM {} WHERE org = $1 AND client_id = $2",
+            self.table("apps")
+        );
+        let row = sqlx::query(AssertSqlSafe(statement))
+            .bind(org.as_str())
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(app_of).transpose()
+    }
+
+    async fn list_apps(&self, org: &OrgName) -> StoreResult<Vec<App>> {
+        self.org_info(org).await?;
+        let statement = format!(
+            "SELECT * FROM {} WHERE org = $1 ORDER BY created_on, client_id",
+            self.table("apps")
+        );
+        let rows = sqlx::query(AssertSqlSafe(statement))
+            .bind(org.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(app_of).collect()
+    }
+
+    async fn delete_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<()> {
+        let statement = format!(
+            "DELETE FROM {} WHERE org = $1 AND client_id = $2",
+            self.table("apps")
+        );
+        let done = sqlx::query(AssertSqlSafe(statement))
+            .bind(org.as_str())
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(format!(
+                "application '{client_id}' of organization '{org}'"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,10 @@ use crate::bind::db_err;
 use crmsync_store::StoreResult;
 use crmsync_store::sql::quote;
 
-pub(crate) const CATALOG: &[(i64, &str)] = &[(1, include_str!("../migrations/catalog/0001_init.sql"))];
+pub(crate) const CATALOG: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/catalog/0001_init.sql")),
+    (2, include_str!("../migrations/catalog/0002_apps.sql")),
+];
 pub(crate) const ORG: &[(i64, &str)] = &[(1, include_str!("../migrations/org/0001_init.sql"))];
 
 /// Brings `schema` up to date inside the current transaction of `conn`; with `create`, the

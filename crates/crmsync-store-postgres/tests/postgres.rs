@@ -57,14 +57,15 @@ async fn instances_starting_at_once_migrate_the_catalog_once() {
         catalogs.push(s.await.unwrap().expect("every instance starts"));
     }
     let statement = format!(
-        "SELECT count(*) FROM \"{}\"._schema_version",
+        "SELECT version FROM \"{}\"._schema_version ORDER BY version",
         catalogs[0].catalog_schema()
     );
-    let applied: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
-        .fetch_one(catalogs[0].pool())
+    let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .fetch_all(catalogs[0].pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    // Every catalog migration (organizations and users, then applications), each once.
+    assert_eq!(applied, [1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

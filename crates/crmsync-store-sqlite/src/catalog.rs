@@ -1,4 +1,4 @@
-//! The catalog database (`catalog.db`): organizations and users. Organization files live in
+//! The catalog database (`catalog.db`): organizations, users and applications. Organization files live in
 //! `orgs/<name>.db` beside it; an organization exists when its catalog row exists (a file
 //! without a row, left by a crash during creation, is replaced on the next create).
 
@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
-use crmsync_store::{Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password};
+use crmsync_store::{
+    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password,
+};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -132,6 +134,20 @@ fn user_of(row: &sqlx::sqlite::SqliteRow) -> StoreResult<User> {
     })
 }
 
+fn app_of(row: &sqlx::sqlite::SqliteRow) -> StoreResult<App> {
+    let role: String = row.try_get("role").map_err(db_err)?;
+    let org: String = row.try_get("org").map_err(db_err)?;
+    let created: i64 = row.try_get("created_on").map_err(db_err)?;
+    Ok(App {
+        client_id: row.try_get("client_id").map_err(db_err)?,
+        org: OrgName::parse(&org)?,
+        name: row.try_get("name").map_err(db_err)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError::database(format!("unknown role '{role}'")))?,
+        secret_hash: row.try_get("secret_hash").map_err(db_err)?,
+        created_on: DateTime::from_timestamp_micros(created).unwrap_or_default(),
+    })
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn create_org(&self, name: &OrgName, admin: NewUser) -> StoreResult<OrgInfo> {
@@ -239,6 +255,65 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(db_err)?;
         rows.iter().map(user_of).collect()
+    }
+
+    async fn create_app(&self, org: &OrgName, name: &str, role: Role) -> StoreResult<(App, AppSecret)> {
+        self.org_info(org).await?;
+        let (app, secret) = crmsync_store::app::new_app(org, name, role)?;
+        sqlx::query(
+            "INSERT INTO apps (client_id, org, name, secret_hash, role, created_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(app.client_id)
+        .bind(org.as_str())
+        .bind(&app.name)
+        .bind(&app.secret_hash)
+        .bind(app.role.as_str())
+        .bind(app.created_on.timestamp_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            // The org was deleted since it was looked up.
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::not_found(format!("organization '{org}'"))
+            }
+            _ => db_err(e),
+        })?;
+        Ok((app, secret))
+    }
+
+    async fn find_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<Option<App>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE org = ?1 AND client_id = ?2")
+            .bind(org.as_str())
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(app_of).transpose()
+    }
+
+    async fn list_apps(&self, org: &OrgName) -> StoreResult<Vec<App>> {
+        self.org_info(org).await?;
+        let rows = sqlx::query("SELECT * FROM apps WHERE org = ?1 ORDER BY created_on, client_id")
+            .bind(org.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(app_of).collect()
+    }
+
+    async fn delete_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM apps WHERE org = ?1 AND client_id = ?2")
+            .bind(org.as_str())
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found(format!(
+                "application '{client_id}' of organization '{org}'"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,10 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use crate::bind::db_err;
 use crmsync_store::StoreResult;
 
-pub(crate) const CATALOG: &[(i64, &str)] = &[(1, include_str!("../migrations/catalog/0001_init.sql"))];
+pub(crate) const CATALOG: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/catalog/0001_init.sql")),
+    (2, include_str!("../migrations/catalog/0002_apps.sql")),
+];
 pub(crate) const ORG: &[(i64, &str)] = &[(1, include_str!("../migrations/org/0001_init.sql"))];
 
 pub(crate) async fn run(conn: &mut SqliteConnection, migrations: &[(i64, &str)]) -> StoreResult<()> {

@@ -1,4 +1,4 @@
-//! The instance-wide catalog: organizations and their users.
+//! The instance-wide catalog: organizations, their users and their applications.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use uuid::Uuid;
 
-use crate::{OrgStore, StoreError, StoreResult};
+use crate::{App, AppSecret, OrgStore, StoreError, StoreResult};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrgInfo {
@@ -108,6 +108,20 @@ pub trait Catalog: Send + Sync {
     /// Finds a user by email, case-insensitively.
     async fn find_user(&self, org: &OrgName, email: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, org: &OrgName) -> StoreResult<Vec<User>>;
+
+    /// Registers an application of `org` acting with `role`, with a new random client id and
+    /// secret (see [`crate::app`]). The secret is returned here only; the catalog keeps its
+    /// argon2id hash. `NotFound` if there is no such organization, `BadRequest` for an
+    /// invalid name. Names need not be unique: the client id identifies the application.
+    async fn create_app(&self, org: &OrgName, name: &str, role: Role) -> StoreResult<(App, AppSecret)>;
+    /// Finds an application of `org`; `None` for an application of another organization and
+    /// for an organization that does not exist.
+    async fn find_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<Option<App>>;
+    /// The applications of `org`, oldest first. `NotFound` if there is no such organization.
+    async fn list_apps(&self, org: &OrgName) -> StoreResult<Vec<App>>;
+    /// Removes an application; tokens it was issued stop working. `NotFound` if `org` has no
+    /// such application.
+    async fn delete_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<()>;
 }
 
 /// Emails are compared case-insensitively: catalogs store them trimmed and lowercase.

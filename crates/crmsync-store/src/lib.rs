@@ -1,7 +1,7 @@
 //! Storage of crmsync organizations, independent of the database.
 //!
-//! - [`Catalog`]: the instance-wide registry of organizations and their users; it opens an
-//!   organization as an [`OrgStore`].
+//! - [`Catalog`]: the instance-wide registry of organizations, their users and their
+//!   applications ([`App`], client credentials); it opens an organization as an [`OrgStore`].
 //! - [`OrgStore`] composes the capability traits of one organization: [`MetadataStore`]
 //!   (entities and their tables), [`RecordStore`] (typed records, atomic [`WriteSet`]s),
 //!   [`ChangeStore`] (change tracking with tombstones), [`StateStore`] (small key/value
@@ -21,6 +21,7 @@
 //! - a delete leaves a tombstone; tombstones older than the retention are purged, and a change
 //!   query from before the purge horizon fails with [`StoreError::Expired`].
 
+pub mod app;
 mod catalog;
 mod error;
 mod org;
@@ -32,6 +33,7 @@ mod write;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use app::{App, AppSecret};
 pub use catalog::{Catalog, NewUser, OrgInfo, Role, User, normalize_email};
 pub use error::{StoreError, StoreResult};
 pub use org::{

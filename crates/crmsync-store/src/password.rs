@@ -8,15 +8,22 @@ use crate::{StoreError, StoreResult};
 /// Minimum length of a user password.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
+/// Hashes a user password after checking the length policy.
 pub fn hash(password: &str) -> StoreResult<String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(StoreError::BadRequest(format!(
             "password must have at least {MIN_PASSWORD_LEN} characters"
         )));
     }
+    hash_secret(password)
+}
+
+/// Hashes a secret the server generated itself (an application secret): no policy applies,
+/// its strength comes from its randomness.
+pub fn hash_secret(secret: &str) -> StoreResult<String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| StoreError::database(format!("password hashing failed: {e}")))
 }

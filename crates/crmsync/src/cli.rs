@@ -34,6 +34,10 @@ pub enum Command {
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Manage an organization's applications (client credentials for the OAuth 2.0
+    /// client_credentials grant).
+    #[command(subcommand)]
+    App(AppCommand),
     /// Serve the Web API of every organization until stopped (Ctrl-C or SIGTERM).
     Serve(Serve),
     /// Connect a client organization to a server organization (creates the client org if
@@ -180,4 +184,47 @@ pub struct OrgCreate {
     /// Rows per database transaction while loading sample data.
     #[arg(long, default_value_t = crate::sample::DEFAULT_BATCH_ROWS, hide = true)]
     pub batch_size: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an application; prints its client id and secret (shown only this once).
+    Create(AppCreate),
+    /// List the applications of an organization.
+    List(AppList),
+    /// Remove an application; its tokens stop working at once.
+    Delete(AppDelete),
+}
+
+/// The role an application acts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppRole {
+    /// Everything, including sync, metadata and logs (for sync services).
+    Admin,
+    /// Records only.
+    User,
+}
+
+#[derive(Debug, Args)]
+pub struct AppCreate {
+    /// The organization the application belongs to.
+    pub org: String,
+    /// A name to recognize the application by (1-100 characters).
+    #[arg(long)]
+    pub name: String,
+    /// The role the application acts with.
+    #[arg(long, value_enum, default_value_t = AppRole::User)]
+    pub role: AppRole,
+}
+
+#[derive(Debug, Args)]
+pub struct AppList {
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AppDelete {
+    pub org: String,
+    /// The application's client id (a GUID, as `app list` shows it).
+    pub client_id: String,
 }

@@ -1,38 +1,88 @@
-//! Authentication of org-scoped requests: HTTP Basic (email and password, argon2id) and
-//! Bearer tokens from `POST /{org}/oauth2/token`.
+//! Authentication of org-scoped requests: HTTP Basic (a user's email and password, argon2id)
+//! and Bearer tokens from `POST /{org}/oauth2/token` (`endpoint`), issued to users (the
+//! `password` grant) and to the org's applications (the `client_credentials` grant).
 //!
-//! Successful Basic verifications are cached for a minute under a salted SHA-256 of the
-//! credentials, so a client sending Basic on every request does not pay an argon2 hash per
-//! request; the cache never holds a password.
+//! Whoever signed in, handlers see a [`Caller`] whose [`Principal`] has an id, a display
+//! name and a role: an application acts with the role it was created with, and its client id
+//! is its user id (`WhoAmI`). A token names its org, its subject and the subject's kind; the
+//! subject is looked up in that org on every request, so deleting a user or an application
+//! revokes its tokens at once, and a token of one org never opens another.
+//!
+//! Successful verifications of a password or an application secret are cached for a minute
+//! (`cache`), so a client sending Basic on every request does not pay an argon2 hash per
+//! request; the cache never holds a secret.
 
+mod cache;
+mod endpoint;
 mod token;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use crmsync_model::OrgName;
-use crmsync_store::{Catalog, OrgStore, Role, User, password};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use crmsync_store::{App, Catalog, OrgStore, Role, StoreError, User, password};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+pub use endpoint::token;
 pub use token::{Claims, TokenSigner};
 
-use crate::{ApiError, AppState};
+use crate::ApiError;
+use cache::VerifiedCache;
 
-const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// What signed in: a user of the org or one of its applications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    #[default]
+    User,
+    App,
+}
+
+/// The identity behind a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The user id, or the application's client id.
+    pub id: Uuid,
+    pub kind: PrincipalKind,
+    /// The user's email, or the application's name.
+    pub name: String,
+    pub role: Role,
+}
+
+impl From<&User> for Principal {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            kind: PrincipalKind::User,
+            name: user.email.clone(),
+            role: user.role,
+        }
+    }
+}
+
+impl From<&App> for Principal {
+    fn from(app: &App) -> Self {
+        Self {
+            id: app.client_id,
+            kind: PrincipalKind::App,
+            name: app.name.clone(),
+            role: app.role,
+        }
+    }
+}
 
 /// An authenticated caller of one organization.
 #[derive(Clone)]
 pub struct Caller {
     pub org: OrgName,
-    pub user: User,
+    /// Who is calling: a user or an application of `org`.
+    pub user: Principal,
     pub store: Arc<dyn OrgStore>,
 }
 
@@ -51,8 +101,16 @@ pub struct Authenticator {
     catalog: Arc<dyn Catalog>,
     signer: TokenSigner,
     ttl_secs: i64,
-    salt: [u8; 16],
-    basic_cache: Mutex<HashMap<[u8; 32], (User, Instant)>>,
+    users: VerifiedCache<User>,
+    apps: VerifiedCache<App>,
+}
+
+/// Verifies `secret` against a PHC hash off the async runtime (argon2 takes tens of ms).
+async fn verify_secret(secret: &str, hash: &str) -> Result<bool, ApiError> {
+    let (secret, hash) = (secret.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
+        .await
+        .map_err(ApiError::internal)
 }
 
 impl Authenticator {
@@ -61,57 +119,56 @@ impl Authenticator {
             catalog,
             signer: TokenSigner::new(key),
             ttl_secs,
-            salt: rand::random(),
-            basic_cache: Mutex::new(HashMap::new()),
+            users: VerifiedCache::new(VERIFIED_CACHE_TTL),
+            apps: VerifiedCache::new(VERIFIED_CACHE_TTL),
         }
     }
 
     /// Checks email and password against the org's users.
     pub async fn check_password(&self, org: &OrgName, email: &str, secret: &str) -> Result<User, ApiError> {
-        let cache_key: [u8; 32] = Sha256::new()
-            .chain_update(self.salt)
-            .chain_update(org.as_str())
-            .chain_update([0])
-            .chain_update(email.trim().to_lowercase())
-            .chain_update([0])
-            .chain_update(secret)
-            .finalize()
-            .into();
-        if let Some((user, at)) = self
-            .basic_cache
-            .lock()
-            .expect("cache lock")
-            .get(&cache_key)
-            .cloned()
-            && at.elapsed() < BASIC_CACHE_TTL
-        {
+        let email = email.trim().to_lowercase();
+        let key = self.users.key(&[org.as_str(), &email, secret]);
+        if let Some(user) = self.users.get(&key) {
             return Ok(user);
         }
-        let user = match self.catalog.find_user(org, email).await {
+        let user = match self.catalog.find_user(org, &email).await {
             Ok(Some(user)) => user,
-            Ok(None) | Err(crmsync_store::StoreError::NotFound(_)) => return Err(ApiError::unauthorized()),
+            Ok(None) | Err(StoreError::NotFound(_)) => return Err(ApiError::unauthorized()),
             Err(e) => return Err(e.into()),
         };
-        let (hash, secret) = (user.password_hash.clone(), secret.to_owned());
-        let ok = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
-            .await
-            .map_err(ApiError::internal)?;
-        if !ok {
+        if !verify_secret(secret, &user.password_hash).await? {
             return Err(ApiError::unauthorized());
         }
-        let mut cache = self.basic_cache.lock().expect("cache lock");
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(cache_key, (user.clone(), Instant::now()));
+        self.users.insert(key, user.clone());
         Ok(user)
     }
 
-    pub fn issue_token(&self, user: &User) -> (String, i64) {
+    /// Checks an application's client id and secret against the org's applications. An
+    /// application of another org is unknown here.
+    pub async fn check_app(&self, org: &OrgName, client_id: Uuid, secret: &str) -> Result<App, ApiError> {
+        let key = self.apps.key(&[org.as_str(), &client_id.to_string(), secret]);
+        if let Some(app) = self.apps.get(&key) {
+            return Ok(app);
+        }
+        let app = match self.catalog.find_app(org, client_id).await {
+            Ok(Some(app)) => app,
+            Ok(None) | Err(StoreError::NotFound(_)) => return Err(ApiError::unauthorized()),
+            Err(e) => return Err(e.into()),
+        };
+        if !verify_secret(secret, &app.secret_hash).await? {
+            return Err(ApiError::unauthorized());
+        }
+        self.apps.insert(key, app.clone());
+        Ok(app)
+    }
+
+    /// A bearer token for `principal` on `org` and its lifetime in seconds.
+    pub fn issue_token(&self, org: &OrgName, principal: &Principal) -> (String, i64) {
         let exp = chrono::Utc::now().timestamp() + self.ttl_secs;
         let token = self.signer.issue(&Claims {
-            org: user.org.to_string(),
-            sub: user.id,
+            org: org.to_string(),
+            sub: principal.id,
+            kind: principal.kind,
             exp,
         });
         (token, self.ttl_secs)
@@ -124,96 +181,53 @@ impl Authenticator {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
-        let user = if let Some(b) = header.strip_prefix("Basic ") {
-            let decoded = STANDARD.decode(b.trim()).map_err(|_| ApiError::unauthorized())?;
-            let text = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
-            let (email, secret) = text.split_once(':').ok_or_else(ApiError::unauthorized)?;
-            self.check_password(&org, email, secret).await?
+        let principal = if let Some(b) = header.strip_prefix("Basic ") {
+            let (email, secret) = decode_basic(b).ok_or_else(ApiError::unauthorized)?;
+            Principal::from(&self.check_password(&org, &email, &secret).await?)
         } else if let Some(t) = header.strip_prefix("Bearer ") {
-            let claims = self
-                .signer
-                .verify(t.trim(), chrono::Utc::now().timestamp())
-                .ok_or_else(ApiError::unauthorized)?;
-            if claims.org != org.as_str() {
-                return Err(ApiError::unauthorized());
-            }
-            let users = self
-                .catalog
-                .list_users(&org)
-                .await
-                .map_err(|_| ApiError::unauthorized())?;
-            users
-                .into_iter()
-                .find(|u| u.id == claims.sub)
-                .ok_or_else(ApiError::unauthorized)?
+            self.bearer(&org, t.trim()).await?
         } else {
             return Err(ApiError::unauthorized());
         };
         let store = self.catalog.open_org(&org).await?;
-        Ok(Caller { org, user, store })
+        Ok(Caller {
+            org,
+            user: principal,
+            store,
+        })
     }
-}
 
-#[derive(Deserialize)]
-pub struct TokenRequest {
-    grant_type: String,
-    username: Option<String>,
-    password: Option<String>,
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"error": error, "error_description": description})),
-    )
-        .into_response()
-}
-
-/// `POST /{org}/oauth2/token` (form-encoded, as OAuth 2.0 requires): the `password` grant.
-pub async fn token(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let Ok(Form(request)) = form else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "expected an application/x-www-form-urlencoded body with grant_type",
-        );
-    };
-    if request.grant_type != "password" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "supported grant types: password",
-        );
-    }
-    let (Some(username), Some(secret)) = (request.username, request.password) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the password grant needs username and password",
-        );
-    };
-    let Ok(org) = OrgName::parse(&org) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "invalid username or password",
-        );
-    };
-    match state.auth.check_password(&org, &username, &secret).await {
-        Ok(user) => {
-            let (access_token, expires_in) = state.auth.issue_token(&user);
-            axum::Json(serde_json::json!({"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}))
-                .into_response()
+    /// The principal of a valid token of `org` whose subject still exists there.
+    async fn bearer(&self, org: &OrgName, token: &str) -> Result<Principal, ApiError> {
+        let claims = self
+            .signer
+            .verify(token, chrono::Utc::now().timestamp())
+            .ok_or_else(ApiError::unauthorized)?;
+        if claims.org != org.as_str() {
+            return Err(ApiError::unauthorized());
         }
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "invalid username or password",
-        ),
-        Err(e) => e.into_response(),
+        let found = match claims.kind {
+            PrincipalKind::User => self
+                .catalog
+                .list_users(org)
+                .await
+                .map(|users| users.iter().find(|u| u.id == claims.sub).map(Principal::from)),
+            PrincipalKind::App => self
+                .catalog
+                .find_app(org, claims.sub)
+                .await
+                .map(|app| app.as_ref().map(Principal::from)),
+        };
+        found
+            .map_err(|_| ApiError::unauthorized())?
+            .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The `user:password` of a Basic credential (base64 of UTF-8), split at the first colon.
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, secret) = text.split_once(':')?;
+    Some((user.to_owned(), secret.to_owned()))
 }

@@ -1,5 +1,8 @@
 //! Bearer tokens: `base64url(claims JSON) . base64url(HMAC-SHA256(claims))`, signed with a
 //! key derived from the master key. Stateless, so any instance sharing the key accepts them.
+//!
+//! `kind` says whether `sub` is a user id or an application's client id; tokens without it
+//! (issued before applications existed) are user tokens.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,12 +11,17 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use super::PrincipalKind;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
     /// Organization the token is valid for.
     pub org: String,
-    /// User id.
+    /// User id, or client id of an application.
     pub sub: Uuid,
+    /// What `sub` identifies.
+    #[serde(default)]
+    pub kind: PrincipalKind,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
 }
@@ -64,6 +72,7 @@ mod tests {
         let claims = Claims {
             org: "acme".into(),
             sub: Uuid::new_v4(),
+            kind: PrincipalKind::App,
             exp: 1000,
         };
         let token = signer.issue(&claims);
@@ -80,5 +89,34 @@ mod tests {
         );
         assert_eq!(signer.verify(payload, 0), None);
         assert_eq!(signer.verify("garbage", 0), None);
+    }
+
+    #[test]
+    fn the_kind_is_signed_and_tokens_without_it_are_user_tokens() {
+        let signer = TokenSigner::new([7; 32]);
+        let app = Claims {
+            org: "acme".into(),
+            sub: Uuid::new_v4(),
+            kind: PrincipalKind::App,
+            exp: 1000,
+        };
+        let token = signer.issue(&app);
+        let (payload, sig) = token.split_once('.').unwrap();
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(text.contains(r#""kind":"app""#), "{text}");
+        let as_user = URL_SAFE_NO_PAD.encode(text.replace(r#""kind":"app""#, r#""kind":"user""#));
+        assert_eq!(signer.verify(&format!("{as_user}.{sig}"), 0), None);
+        let legacy = Claims {
+            kind: PrincipalKind::User,
+            ..app
+        };
+        let without_kind = format!(r#"{{"org":"acme","sub":"{}","exp":1000}}"#, legacy.sub);
+        let signature = signer.mac(without_kind.as_bytes()).finalize().into_bytes();
+        let token = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&without_kind),
+            URL_SAFE_NO_PAD.encode(signature)
+        );
+        assert_eq!(signer.verify(&token, 0), Some(legacy));
     }
 }

@@ -1,5 +1,6 @@
 //! The commands, one module per command group.
 
+mod app;
 mod demo;
 mod org;
 mod serve;
@@ -10,6 +11,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Org(cmd) => org::run(&cli.store, cmd).await,
+        Command::App(cmd) => app::run(&cli.store, cmd).await,
         Command::Serve(cmd) => serve::run(&cli.store, cmd).await,
         Command::Connect(cmd) => sync::connect(&cli.store, cmd).await,
         Command::Metadata(crate::cli::MetadataCommand::Update(cmd)) => {

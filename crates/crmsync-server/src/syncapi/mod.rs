@@ -321,9 +321,7 @@ async fn connection(
 }
 
 async fn save(caller: &Caller, conn: &Connection) -> Result<Response, ApiError> {
-    conn.save(&*caller.store)
-        .await
-        .map_err(ApiError::internal)?;
+    conn.save(&*caller.store).await.map_err(ApiError::internal)?;
     Ok(Json(connection_json(conn)).into_response())
 }
 

@@ -35,5 +35,8 @@ mod query;
 mod read;
 mod write;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use catalog::{DEFAULT_NAMESPACE, PgCatalog};
 pub use org::PgOrg;

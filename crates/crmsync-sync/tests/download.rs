@@ -12,6 +12,7 @@ use crmsync_sample::{SampleEntity, SampleGenerator};
 use crmsync_store::{
     Catalog, Change, ChangeCursor, DeleteMode, NewUser, OrgStore, PageRequest, Role, UpsertMode, WriteSet,
 };
+#[cfg(not(feature = "postgres-tests"))]
 use crmsync_store_sqlite::SqliteCatalog;
 use crmsync_sync::metadata::diff;
 use crmsync_sync::{
@@ -20,7 +21,8 @@ use crmsync_sync::{
 };
 
 struct Env {
-    _dir: tempfile::TempDir,
+    /// Keeps the storage alive (a temporary directory, or a PostgreSQL namespace).
+    _storage: Box<dyn std::any::Any + Send>,
     server: Arc<dyn OrgStore>,
     client: Arc<dyn OrgStore>,
     connector: Arc<LocalConnector>,
@@ -30,9 +32,23 @@ fn en(s: &str) -> EntityName {
     EntityName::parse(s).unwrap()
 }
 
-async fn env(accounts: u64) -> Env {
+/// SQLite by default; PostgreSQL with the `postgres-tests` feature (CI runs both).
+#[cfg(not(feature = "postgres-tests"))]
+async fn storage() -> (Box<dyn std::any::Any + Send>, Arc<dyn Catalog>) {
     let dir = tempfile::tempdir().unwrap();
     let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
+    (Box::new(dir), Arc::new(catalog))
+}
+
+#[cfg(feature = "postgres-tests")]
+async fn storage() -> (Box<dyn std::any::Any + Send>, Arc<dyn Catalog>) {
+    let db = crmsync_store_postgres::testing::TestDatabase::fresh();
+    let catalog = db.catalog().await;
+    (Box::new(db), Arc::new(catalog))
+}
+
+async fn env(accounts: u64) -> Env {
+    let (storage, catalog) = storage().await;
     let admin = || NewUser {
         email: "admin@example.com".into(),
         password: "password-1".into(),
@@ -74,7 +90,7 @@ async fn env(accounts: u64) -> Env {
     client.apply_metadata(&update.changes).await.unwrap();
     let connector = Arc::new(LocalConnector::new(server.clone()));
     Env {
-        _dir: dir,
+        _storage: storage,
         server,
         client,
         connector,

@@ -131,7 +131,17 @@ impl PgOrg {
         cursor: ChangeCursor,
         limit: usize,
     ) -> StoreResult<ChangePage> {
-        let (since, after) = (cursor.since, cursor.after.max(cursor.since));
+        // An initial read (since 0) pages through live records; from its second page on it also
+        // reports deletes after the version it started at, so a record delivered early and
+        // deleted during the read does not linger with the reader.
+        let initial = cursor.since == 0;
+        let since = cursor.since;
+        let after = if initial {
+            cursor.after
+        } else {
+            cursor.after.max(cursor.since)
+        };
+        let mut started = cursor.started;
         let schema = self.schema(conn).await?;
         let meta = schema.entity(entity.as_str())?;
         if since > 0 {
@@ -153,7 +163,12 @@ impl PgOrg {
             .iter()
             .map(|r| decode(&layout, r).map(Change::Upsert))
             .collect::<StoreResult<Vec<_>>>()?;
-        if since > 0 {
+        let deletes_after = if initial {
+            (started > 0).then(|| after.max(started))
+        } else {
+            Some(after)
+        };
+        if let Some(deletes_after) = deletes_after {
             let pk = meta.primary_id_attribute.as_str();
             let tombstones = sqlx::query(AssertSqlSafe(sql::select_tombstones(
                 &self.names,
@@ -161,7 +176,7 @@ impl PgOrg {
                 pk,
             )))
             .bind(entity.as_str())
-            .bind(after)
+            .bind(deletes_after)
             .bind(fetch)
             .fetch_all(&mut *conn)
             .await
@@ -178,15 +193,20 @@ impl PgOrg {
         }
         let more = changes.len() > limit;
         changes.truncate(limit);
+        let current = self.version_on(conn).await?;
+        if initial && started == 0 {
+            started = current.max(1);
+        }
         let next = match (more, changes.last()) {
             (true, Some(last)) => last.version(),
-            _ => self.version_on(conn).await?,
+            _ => current,
         };
         Ok(ChangePage {
             changes,
             next: ChangeCursor {
                 since,
                 after: next.max(after),
+                started,
             },
             more,
         })

@@ -83,11 +83,19 @@ impl Change {
 pub struct ChangeCursor {
     pub since: Version,
     pub after: Version,
+    /// For an initial read: the org's version when it began (0 before its first page). Deletes
+    /// after it are reported by the later pages, so a record delivered early and deleted
+    /// during the read is not left with the reader.
+    pub started: Version,
 }
 
 impl ChangeCursor {
     pub fn start(since: Version) -> Self {
-        Self { since, after: since }
+        Self {
+            since,
+            after: since,
+            started: 0,
+        }
     }
 }
 

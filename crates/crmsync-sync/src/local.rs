@@ -3,7 +3,7 @@
 //! paging), so the engine cannot tell the difference; tests and benchmarks use it to isolate
 //! the engine from the network, and an instance can sync two of its own orgs with it.
 //!
-//! Tokens are the server org's versions; next links are `<since>.<after>` change cursors;
+//! Tokens are the server org's versions; next links are `<since>.<after>.<started>` change cursors;
 //! paging cookies are `k:<id>` or `o:<offset>` store cursors.
 
 use std::sync::{Arc, Mutex};
@@ -51,10 +51,15 @@ fn cursor_of(position: &ReadPosition) -> Result<ChangeCursor, SyncError> {
             ChangeCursor::start(token.parse().map_err(|_| invalid("token", token))?)
         }
         ReadPosition::Next(link) => {
-            let (since, after) = link.split_once('.').ok_or_else(|| invalid("next link", link))?;
+            let parts: Vec<&str> = link.split('.').collect();
+            let [since, after, started] = parts.as_slice() else {
+                return Err(invalid("next link", link));
+            };
+            let number = |s: &str| s.parse().map_err(|_| invalid("next link", link));
             ChangeCursor {
-                since: since.parse().map_err(|_| invalid("next link", link))?,
-                after: after.parse().map_err(|_| invalid("next link", link))?,
+                since: number(since)?,
+                after: number(after)?,
+                started: number(started)?,
             }
         }
     })
@@ -103,7 +108,10 @@ impl Connector for LocalConnector {
             }
         }
         let next = if page.more {
-            Continuation::More(format!("{}.{}", page.next.since, page.next.after))
+            Continuation::More(format!(
+                "{}.{}.{}",
+                page.next.since, page.next.after, page.next.started
+            ))
         } else {
             Continuation::Done(page.next.after.to_string())
         };

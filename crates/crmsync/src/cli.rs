@@ -104,6 +104,12 @@ pub struct Sync {
     /// Reconcile every entity by comparing id sets instead of following change tokens.
     #[arg(long)]
     pub full: bool,
+    /// Records per server page.
+    #[arg(long, default_value_t = 5000, hide = true)]
+    pub page_size: usize,
+    /// Records per client transaction.
+    #[arg(long, default_value_t = crmsync_store::BULK_BATCH_ROWS, hide = true)]
+    pub batch_rows: usize,
 }
 
 #[derive(Debug, Args)]

@@ -55,7 +55,7 @@ fn parse_token(token: &str) -> Result<Version, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("'{token}' is not a valid change tracking token")))
 }
 
-/// `ct.<since>.<after>.<page size>`.
+/// `ct.<since>.<after>.<started>.<page size>`.
 fn parse_skip(skip: &str) -> Result<(ChangeCursor, usize), ApiError> {
     let bad = || ApiError::bad_request(format!("'{skip}' is not a valid $skiptoken"));
     let parts: Vec<&str> = skip
@@ -63,12 +63,13 @@ fn parse_skip(skip: &str) -> Result<(ChangeCursor, usize), ApiError> {
         .ok_or_else(bad)?
         .split('.')
         .collect();
-    let [since, after, size] = parts.as_slice() else {
+    let [since, after, started, size] = parts.as_slice() else {
         return Err(bad());
     };
     let cursor = ChangeCursor {
         since: since.parse().map_err(|_| bad())?,
         after: after.parse().map_err(|_| bad())?,
+        started: started.parse().map_err(|_| bad())?,
     };
     Ok((cursor, size.parse().map_err(|_| bad())?))
 }
@@ -138,7 +139,11 @@ pub async fn get(
     ));
     body.items(entries);
     if page.more {
-        let skip = format!("{SKIP_PREFIX}{}.{}.{size}", page.next.since, page.next.after);
+        let next = page.next;
+        let skip = format!(
+            "{SKIP_PREFIX}{}.{}.{}.{size}",
+            next.since, next.after, next.started
+        );
         body.field(
             "@odata.nextLink",
             &link(ctx, entity, request, &[("$skiptoken", skip)]),
@@ -170,10 +175,17 @@ mod tests {
         assert!(parse_token("abc").is_err());
         assert!(parse_token("-5").is_err());
         assert_eq!(
-            parse_skip("ct.5.9.100").unwrap(),
-            (ChangeCursor { since: 5, after: 9 }, 100)
+            parse_skip("ct.5.9.0.100").unwrap(),
+            (
+                ChangeCursor {
+                    since: 5,
+                    after: 9,
+                    started: 0
+                },
+                100
+            )
         );
-        assert!(parse_skip("ct.x.9.1").is_err());
+        assert!(parse_skip("ct.x.9.0.1").is_err());
         assert!(parse_skip("ct.5.9").is_err());
         assert!(parse_skip("k.123").is_err());
     }

@@ -183,3 +183,35 @@ pub async fn purged_tombstones_expire_older_tokens(b: &impl TestBackend) {
     assert!(first_page(&*store, deleted, 10).await.unwrap().changes.is_empty());
     assert!(first_page(&*store, 0, 10).await.unwrap().changes.is_empty());
 }
+
+/// A record delivered by the first page of an initial read and deleted before the read ends
+/// is reported as deleted by a later page: the reader is not left with it.
+pub async fn deletes_during_an_initial_read_are_reported(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let ids: Vec<RecordId> = (0..10).map(|_| RecordId::new_random()).collect();
+    for id in &ids {
+        put(&*store, *id, "x").await;
+    }
+    let first = first_page(&*store, 0, 3).await.unwrap();
+    let delivered = match &first.changes[0] {
+        Change::Upsert(r) => r.id.unwrap(),
+        Change::Delete { .. } => panic!("an initial read starts with records"),
+    };
+    delete(&*store, delivered).await;
+    let mut cursor = first.next;
+    let mut deletes = Vec::new();
+    loop {
+        let page = store.changes(&entity_name("thing"), cursor, 3).await.unwrap();
+        for c in &page.changes {
+            if let Change::Delete { id, .. } = c {
+                deletes.push(*id);
+            }
+        }
+        cursor = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(deletes, vec![delivered]);
+}

@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             changes_are_in_version_order_and_paged,
             changes_from_zero_return_live_records_only,
             purged_tombstones_expire_older_tokens,
+            deletes_during_an_initial_read_are_reported,
             concurrent_writers_get_unique_versions_visible_in_order,
             orgs_are_isolated_from_each_other,
             query_fetchxml_operators_match_eval_on_stored_rows,

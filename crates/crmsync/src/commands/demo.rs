@@ -159,6 +159,7 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
         connector(&org, &conn, &key)?,
         conn.settings.clone(),
         false,
+        Default::default(),
     )
     .await?;
     print_run(&log);
@@ -215,6 +216,7 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
         connector(&org, &conn, &key)?,
         conn.settings.clone(),
         false,
+        Default::default(),
     )
     .await?;
     print_run(&log);

@@ -144,11 +144,28 @@ impl crmsync_sync::Progress for Bar {
     }
 }
 
+/// Page and batch sizes of a run (the defaults unless a test or benchmark asks otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    pub page_size: usize,
+    pub batch_rows: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            page_size: 5000,
+            batch_rows: crmsync_store::BULK_BATCH_ROWS,
+        }
+    }
+}
+
 pub async fn run_sync(
     client: Arc<dyn OrgStore>,
     server: Arc<dyn Connector>,
     settings: SyncSettings,
     full: bool,
+    tuning: Tuning,
 ) -> anyhow::Result<RunLog> {
     if full {
         let keys: Vec<String> = settings
@@ -166,9 +183,10 @@ pub async fn run_sync(
     bar.set_style(
         ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} entities").expect("valid template"),
     );
-    let log = SyncRunner::new(client, server, settings)
-        .run(Trigger::Manual, &Bar(bar.clone()))
-        .await?;
+    let mut runner = SyncRunner::new(client, server, settings);
+    runner.page_size = tuning.page_size.max(1);
+    runner.batch_rows = tuning.batch_rows.max(1);
+    let log = runner.run(Trigger::Manual, &Bar(bar.clone())).await?;
     bar.finish_and_clear();
     Ok(log)
 }
@@ -205,7 +223,11 @@ pub fn print_run(log: &RunLog) {
 pub async fn sync(args: &StoreArgs, cmd: Sync) -> anyhow::Result<()> {
     let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
     let server = connector(&org, &conn, &key)?;
-    let log = run_sync(client, server, conn.settings, cmd.full).await?;
+    let tuning = Tuning {
+        page_size: cmd.page_size,
+        batch_rows: cmd.batch_rows,
+    };
+    let log = run_sync(client, server, conn.settings, cmd.full, tuning).await?;
     print_run(&log);
     for m in log
         .messages

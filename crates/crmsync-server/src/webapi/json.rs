@@ -28,41 +28,20 @@ pub fn etag(record: &Record) -> Option<String> {
     }
 }
 
-/// One record as a JSON object (without `@odata.context`).
+/// One record as a JSON object (without `@odata.context`): [`RecordJson`]'s shape, as a map
+/// for responses that add fields around it.
 pub fn record_to_json(entity: &EntityMetadata, record: &Record, prefer: &Prefer) -> Map<String, Json> {
-    let mut out = Map::new();
-    if let Some(tag) = etag(record) {
-        out.insert("@odata.etag".into(), Json::String(tag));
+    let json = RecordJson {
+        entity,
+        record,
+        prefer,
+        linked: &[],
+        only: None,
+    };
+    match serde_json::to_value(json) {
+        Ok(Json::Object(map)) => map,
+        _ => unreachable!("a record always serializes to a JSON object"),
     }
-    for (name, value) in &record.values {
-        let attr = entity.attribute(name.as_str());
-        match (attr.map(|a| &a.attribute_type), value) {
-            (Some(AttributeType::Lookup { .. }), v) => {
-                let key = format!("_{name}_value");
-                if let Value::Lookup(r) = v {
-                    out.insert(key.clone(), Json::String(r.id.to_string()));
-                    if prefer.wants_annotation(LOOKUP_NAME) {
-                        out.insert(format!("{key}@{LOOKUP_NAME}"), Json::String(r.entity.to_string()));
-                    }
-                } else {
-                    out.insert(key, Json::Null);
-                }
-            }
-            (Some(ty), Value::OptionSet(v)) => {
-                out.insert(name.to_string(), Json::from(*v));
-                let label = ty
-                    .option_set()
-                    .and_then(|s| s.options.iter().find(|o| o.value == *v));
-                if let Some(label) = label.filter(|_| prefer.wants_annotation(FORMATTED)) {
-                    out.insert(format!("{name}@{FORMATTED}"), Json::String(label.label.clone()));
-                }
-            }
-            (_, v) => {
-                out.insert(name.to_string(), v.to_json());
-            }
-        }
-    }
-    out
 }
 
 /// Finds the lookup attribute a navigation property `nav` (`x` or `x_target`) writes.

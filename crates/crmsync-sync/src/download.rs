@@ -62,6 +62,8 @@ pub struct EntitySync<'a> {
     pub page_size: usize,
     /// Rows per client transaction.
     pub batch_rows: usize,
+    /// Reconcile by comparing id sets whatever the token says (`sync --full`).
+    pub full: bool,
 }
 
 impl EntitySync<'_> {
@@ -79,6 +81,10 @@ impl EntitySync<'_> {
             entity: self.name().to_owned(),
             ..Default::default()
         };
+        if self.full {
+            self.reconcile(None, &mut figures, log).await?;
+            return Ok(figures);
+        }
         let token = self.state("token").await?;
         let same_filter = self.state("filter").await?.unwrap_or_default() == self.filter_text;
         let moving = self

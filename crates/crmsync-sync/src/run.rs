@@ -39,6 +39,9 @@ pub struct SyncRunner {
     pub page_size: usize,
     /// Records per client transaction.
     pub batch_rows: usize,
+    /// Reconcile every entity by comparing id sets instead of following change tokens:
+    /// records the server no longer has are removed, missing or changed ones fetched.
+    pub full: bool,
 }
 
 fn running() -> &'static Mutex<HashMap<String, ()>> {
@@ -63,6 +66,7 @@ impl SyncRunner {
             settings,
             page_size: 5000,
             batch_rows: crmsync_store::BULK_BATCH_ROWS,
+            full: false,
         }
     }
 
@@ -167,6 +171,7 @@ impl SyncRunner {
             filter_text: &filter_text,
             page_size: self.page_size,
             batch_rows: self.batch_rows,
+            full: self.full,
         };
         sync.run(log).await
     }

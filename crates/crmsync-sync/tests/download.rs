@@ -460,3 +460,30 @@ async fn interrupted_runs_resume_and_converge_without_duplicates() {
     assert_mirror(&env, "account", None).await;
     assert_mirror(&env, "contact", Some(filters[0].1)).await;
 }
+
+#[tokio::test]
+async fn a_full_sync_removes_what_the_server_no_longer_has_even_without_a_filter() {
+    let env = env(20).await;
+    sync(&env, settings(&[])).await;
+    // A record the server never had (or whose delete the client missed).
+    let stray = RecordId::new_random();
+    put(
+        &*env.client,
+        "account",
+        Record::new(stray).with("name", Value::String("Stray".into())),
+    )
+    .await;
+    let mut runner = SyncRunner::new(env.client.clone(), env.connector.clone(), settings(&[]));
+    runner.page_size = 7;
+    runner.full = true;
+    let log = runner.run(Trigger::Manual, &NoProgress).await.unwrap();
+    let f = figures(&log, "account");
+    assert!(
+        f.reconciled && f.deleted == 1 && f.created == 0 && f.updated == 0,
+        "{f:?}"
+    );
+    assert_mirror(&env, "account", None).await;
+    // The entity goes on incrementally from the fresh token.
+    let log = sync(&env, settings(&[])).await;
+    assert!(!figures(&log, "account").reconciled);
+}

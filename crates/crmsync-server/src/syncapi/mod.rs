@@ -222,18 +222,13 @@ async fn sync_async(
     let id = state.jobs.create("sync", caller.org.as_str());
     let jobs = state.jobs.clone();
     state.jobs.spawn(id, async move {
-        if request.full {
-            let mut set = crmsync_store::WriteSet::new();
-            for e in &settings.entities {
-                set = set.set_state(crmsync_sync::download::state_key(e.as_str(), "token"), None);
-            }
-            caller.store.write(set).await.map_err(|e| e.to_string())?;
-        }
         let progress = JobProgressSink {
             jobs: jobs.clone(),
             id,
         };
-        let log = SyncRunner::new(caller.store.clone(), server, settings)
+        let mut runner = SyncRunner::new(caller.store.clone(), server, settings);
+        runner.full = request.full;
+        let log = runner
             .run(Trigger::Webservice, &progress)
             .await
             .map_err(|e| e.to_string())?;

@@ -167,18 +167,6 @@ pub async fn run_sync(
     full: bool,
     tuning: Tuning,
 ) -> anyhow::Result<RunLog> {
-    if full {
-        let keys: Vec<String> = settings
-            .entities
-            .iter()
-            .map(|e| crmsync_sync::download::state_key(e.as_str(), "token"))
-            .collect();
-        let mut set = crmsync_store::WriteSet::new();
-        for k in keys {
-            set = set.set_state(k, None);
-        }
-        client.write(set).await?;
-    }
     let bar = ProgressBar::new(settings.entities.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} entities").expect("valid template"),
@@ -186,6 +174,7 @@ pub async fn run_sync(
     let mut runner = SyncRunner::new(client, server, settings);
     runner.page_size = tuning.page_size.max(1);
     runner.batch_rows = tuning.batch_rows.max(1);
+    runner.full = full;
     let log = runner.run(Trigger::Manual, &Bar(bar.clone())).await?;
     bar.finish_and_clear();
     Ok(log)

@@ -99,6 +99,26 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Errors of the sync engine and of the connection to the server org. Trouble with the
+/// server (unreachable, refusing the stored credentials, answering an error) is a 502: the
+/// request was fine, the upstream was not.
+impl From<crmsync_sync::SyncError> for ApiError {
+    fn from(e: crmsync_sync::SyncError) -> Self {
+        use crmsync_sync::SyncError;
+        match e {
+            SyncError::Invalid(m) => ApiError::bad_request(m),
+            SyncError::Store(e) => e.into(),
+            e @ (SyncError::Network(_)
+            | SyncError::Unauthorized(_)
+            | SyncError::Server { .. }
+            | SyncError::Expired(_)
+            | SyncError::Protocol(_)) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "UpstreamError", e.to_string())
+            }
+        }
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", e.to_string())

@@ -286,3 +286,41 @@ async fn sync_routes_need_a_connection_and_an_admin() {
         .unwrap();
     error(r, 400).await;
 }
+
+#[tokio::test]
+async fn closed_registration_refuses_new_orgs_but_not_existing_admins() {
+    let s = TestServer::start_with(ServerConfig {
+        allow_private_urls: true,
+        registration_open: false,
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = format!("{}/acme", s.url);
+    let r = s
+        .client
+        .post(sync_url(&s, "field", "ConnectAsync"))
+        .body(connect_xml(&s, "crmsync", &url))
+        .send()
+        .await
+        .unwrap();
+    assert!(error(r, 403).await.contains("registration"));
+    assert!(
+        s.catalog
+            .org_info(&crmsync_model::OrgName::parse("field").unwrap())
+            .await
+            .is_err()
+    );
+    // An existing org's admin may still (re)connect it.
+    let r = s
+        .client
+        .post(sync_url(&s, "beta", "ConnectAsync"))
+        .basic_auth(BETA_ADMIN.0, Some(BETA_ADMIN.1))
+        .body(connect_xml(&s, "crmsync", &url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let job = wait(&s, "beta", &location, BETA_ADMIN).await;
+    assert_eq!(job["status"], "Succeeded", "{job}");
+}

@@ -54,8 +54,22 @@ async fn admin(state: &AppState, org: &str, headers: &HeaderMap) -> Result<Calle
 }
 
 fn connector(state: &AppState, org: &OrgName, conn: &Connection) -> Result<Arc<dyn Connector>, ApiError> {
-    crmsync_connectors::for_connection(org, conn, &state.config.secrets_key)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(crmsync_connectors::for_connection(
+        org,
+        conn,
+        &state.config.secrets_key,
+    )?)
+}
+
+/// Checks the connection's settings against the server's metadata, then stores it.
+async fn validate_and_save(
+    state: &AppState,
+    caller: &Caller,
+    conn: &Connection,
+) -> Result<Response, ApiError> {
+    let server = connector(state, &caller.org, conn)?.entities().await?;
+    conn.settings.validate(&server)?;
+    save(caller, conn).await
 }
 
 async fn connection_of(caller: &Caller) -> Result<Connection, ApiError> {
@@ -92,7 +106,7 @@ async fn connect_async(
 ) -> Result<Response, ApiError> {
     let name = OrgName::parse(&org).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let input = connect::parse(&body)?;
-    let backend = BackendType::parse(&input.provider).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let backend = BackendType::parse(&input.provider)?;
     let entities = input
         .entities
         .iter()
@@ -341,14 +355,7 @@ async fn put_entities(
         .iter()
         .map(|e| EntityName::parse(e))
         .collect::<Result<Vec<_>, _>>()?;
-    let server = connector(&state, &caller.org, &conn)?
-        .entities()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    conn.settings
-        .validate(&server)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    save(&caller, &conn).await
+    validate_and_save(&state, &caller, &conn).await
 }
 
 async fn put_filters(
@@ -369,16 +376,8 @@ async fn put_filters(
         text.to_owned()
     };
     let mut conn = connection_of(&caller).await?;
-    conn.settings.filters =
-        crmsync_sync::parse_sync_filters(&xml).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let server = connector(&state, &caller.org, &conn)?
-        .entities()
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    conn.settings
-        .validate(&server)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    save(&caller, &conn).await
+    conn.settings.filters = crmsync_sync::parse_sync_filters(&xml)?;
+    validate_and_save(&state, &caller, &conn).await
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,23 @@ use crmsync_model::{MetadataChange, OrgName};
 use crmsync_sample::{SampleEntity, SampleGenerator, crm_entities};
 use crmsync_server::{AppState, ServerConfig};
 use crmsync_store::{Catalog, NewUser, Role, UpsertMode, WriteSet};
+#[cfg(not(feature = "postgres-tests"))]
 use crmsync_store_sqlite::SqliteCatalog;
+
+/// SQLite by default; PostgreSQL with the `postgres-tests` feature (CI runs both).
+#[cfg(not(feature = "postgres-tests"))]
+async fn storage() -> (Box<dyn std::any::Any + Send + Sync>, Arc<dyn Catalog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
+    (Box::new(dir), Arc::new(catalog))
+}
+
+#[cfg(feature = "postgres-tests")]
+async fn storage() -> (Box<dyn std::any::Any + Send + Sync>, Arc<dyn Catalog>) {
+    let db = crmsync_store_postgres::testing::TestDatabase::fresh();
+    let catalog = db.catalog().await;
+    (Box::new(db), Arc::new(catalog))
+}
 
 pub const ACME_ADMIN: (&str, &str) = ("admin@acme.example", "acme-password");
 pub const ACME_USER: (&str, &str) = ("field@acme.example", "field-password");
@@ -19,7 +35,8 @@ pub struct TestServer {
     pub url: String,
     pub client: reqwest::Client,
     pub catalog: Arc<dyn Catalog>,
-    _dir: tempfile::TempDir,
+    /// Keeps the storage alive: a temporary directory, or a PostgreSQL namespace.
+    _storage: Box<dyn std::any::Any + Send + Sync>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -29,8 +46,7 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await.unwrap());
+        let (storage, catalog) = storage().await;
         let acme = OrgName::parse("acme").unwrap();
         let admin = |(email, password): (&str, &str), role| NewUser {
             email: email.into(),
@@ -75,7 +91,7 @@ impl TestServer {
             url,
             client: reqwest::Client::new(),
             catalog,
-            _dir: dir,
+            _storage: storage,
             _shutdown: tx,
         }
     }

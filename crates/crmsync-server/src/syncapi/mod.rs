@@ -1,12 +1,14 @@
 //! The sync webservice (SPEC §5.3): `/rest/v1/sync/{org}/…`, where `{org}` is the Client org.
 //!
 //! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
-//! `jobs/{id}`; the connection, its entities, filters and settings, and the logs are read and
-//! changed directly. Every route needs the org's admin role, except `ConnectAsync` for an org
-//! that does not exist yet (registration, unless closed).
+//! `jobs/{id}`; the connection, its entities, filters and settings (`connection.rs`) and the
+//! logs (`logs.rs`) are read and changed directly. Every route needs the org's admin role,
+//! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
 
 mod connect;
+mod connection;
 mod jobs;
+mod logs;
 
 use std::sync::Arc;
 
@@ -21,11 +23,10 @@ use crmsync_model::{EntityName, OrgName};
 use crmsync_store::{NewUser, Role, StoreError};
 use crmsync_sync::service::{ConnectRequest, connect as connect_org, update_metadata};
 use crmsync_sync::{
-    BackendType, ConflictPolicy, Connection, Connector, EntityFigures, Progress, RunStatus, SyncRunner,
-    Trigger,
+    BackendType, Connection, Connector, EntityFigures, Progress, RunStatus, SyncRunner, Trigger,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 pub use jobs::{JobStatus, Jobs};
@@ -39,12 +40,21 @@ pub fn routes() -> Router<AppState> {
         .route("/rest/v1/sync/{org}/SyncAsync", post(sync_async))
         .route("/rest/v1/sync/{org}/UpdateMetadataAsync", post(metadata_async))
         .route("/rest/v1/sync/{org}/jobs/{id}", get(job))
-        .route("/rest/v1/sync/{org}/connection", get(connection))
-        .route("/rest/v1/sync/{org}/connection/entities", put(put_entities))
-        .route("/rest/v1/sync/{org}/connection/filters", put(put_filters))
-        .route("/rest/v1/sync/{org}/connection/settings", put(put_settings))
-        .route("/rest/v1/sync/{org}/logs", get(logs))
-        .route("/rest/v1/sync/{org}/logs/{run}", get(log))
+        .route("/rest/v1/sync/{org}/connection", get(connection::connection))
+        .route(
+            "/rest/v1/sync/{org}/connection/entities",
+            put(connection::put_entities),
+        )
+        .route(
+            "/rest/v1/sync/{org}/connection/filters",
+            put(connection::put_filters),
+        )
+        .route(
+            "/rest/v1/sync/{org}/connection/settings",
+            put(connection::put_settings),
+        )
+        .route("/rest/v1/sync/{org}/logs", get(logs::logs))
+        .route("/rest/v1/sync/{org}/logs/{run}", get(logs::log))
 }
 
 async fn admin(state: &AppState, org: &str, headers: &HeaderMap) -> Result<Caller, ApiError> {
@@ -59,17 +69,6 @@ fn connector(state: &AppState, org: &OrgName, conn: &Connection) -> Result<Arc<d
         conn,
         &state.config.secrets_key,
     )?)
-}
-
-/// Checks the connection's settings against the server's metadata, then stores it.
-async fn validate_and_save(
-    state: &AppState,
-    caller: &Caller,
-    conn: &Connection,
-) -> Result<Response, ApiError> {
-    let server = connector(state, &caller.org, conn)?.entities().await?;
-    conn.settings.validate(&server)?;
-    save(caller, conn).await
 }
 
 async fn connection_of(caller: &Caller) -> Result<Connection, ApiError> {
@@ -305,134 +304,4 @@ async fn job(
         .get(id, caller.org.as_str())
         .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
     Ok(Json(job).into_response())
-}
-
-fn connection_json(conn: &Connection) -> Value {
-    json!({
-        "serverUrl": conn.server_url,
-        "backend": conn.backend,
-        "userName": conn.user,
-        "entities": conn.settings.entities,
-        "filters": conn.settings.filters,
-        "writeOffline": conn.settings.write_offline,
-        "conflictPolicy": conn.settings.conflict_policy,
-        "connectedOn": conn.connected_on,
-    })
-}
-
-async fn connection(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    Ok(Json(connection_json(&connection_of(&caller).await?)).into_response())
-}
-
-async fn save(caller: &Caller, conn: &Connection) -> Result<Response, ApiError> {
-    conn.save(&*caller.store).await.map_err(ApiError::internal)?;
-    Ok(Json(connection_json(conn)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntitiesBody {
-    entities: Vec<String>,
-}
-
-async fn put_entities(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    let request: EntitiesBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"entities\":[…]}}: {e}")))?;
-    let mut conn = connection_of(&caller).await?;
-    conn.settings.entities = request
-        .entities
-        .iter()
-        .map(|e| EntityName::parse(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    validate_and_save(&state, &caller, &conn).await
-}
-
-async fn put_filters(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-    let xml = if text.trim_start().starts_with('{') {
-        let v: Value = serde_json::from_str(text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        v["syncFiltersXml"]
-            .as_str()
-            .ok_or_else(|| ApiError::bad_request("expected {\"syncFiltersXml\":\"…\"}"))?
-            .to_owned()
-    } else {
-        text.to_owned()
-    };
-    let mut conn = connection_of(&caller).await?;
-    conn.settings.filters = crmsync_sync::parse_sync_filters(&xml)?;
-    validate_and_save(&state, &caller, &conn).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SettingsBody {
-    write_offline: Option<bool>,
-    conflict_policy: Option<ConflictPolicy>,
-}
-
-async fn put_settings(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    let request: SettingsBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected {{\"writeOffline\":bool,\"conflictPolicy\":\"ClientWins|ServerWins\"}}: {e}"
-        ))
-    })?;
-    let mut conn = connection_of(&caller).await?;
-    if let Some(w) = request.write_offline {
-        conn.settings.write_offline = w;
-    }
-    if let Some(p) = request.conflict_policy {
-        conn.settings.conflict_policy = p;
-    }
-    save(&caller, &conn).await
-}
-
-async fn logs(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    let runs = crmsync_sync::logs(&*caller.store, 500).await?;
-    let value: Vec<Value> = runs
-        .iter()
-        .map(|r| json!({"id": r.id, "trigger": r.trigger, "started": r.started, "ended": r.ended, "status": r.status, "totals": r.totals()}))
-        .collect();
-    Ok(Json(json!({"value": value})).into_response())
-}
-
-async fn log(
-    State(state): State<AppState>,
-    Path((org, run)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = admin(&state, &org, &headers).await?;
-    let runs = crmsync_sync::logs(&*caller.store, usize::MAX).await?;
-    let found = runs
-        .into_iter()
-        .find(|r| r.id.to_string() == run)
-        .ok_or_else(|| ApiError::not_found(format!("sync run {run}")))?;
-    Ok(Json(found).into_response())
 }

@@ -11,5 +11,5 @@
 mod connection;
 pub mod dataverse;
 
-pub use connection::for_connection;
+pub use connection::{INTERACTIVE_RETRIES, for_connection, interactive_connector};
 pub use dataverse::{Backend, Credentials, DataverseConfig, DataverseConnector, RetryPolicy, Secret};

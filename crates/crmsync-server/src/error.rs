@@ -107,6 +107,8 @@ impl From<crmsync_sync::SyncError> for ApiError {
         use crmsync_sync::SyncError;
         match e {
             SyncError::Invalid(m) => ApiError::bad_request(m),
+            SyncError::NotFound(m) => ApiError::not_found(m),
+            SyncError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "Conflict", m),
             SyncError::Store(e) => e.into(),
             e @ (SyncError::Network(_)
             | SyncError::Unauthorized(_)

@@ -41,6 +41,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServerConfig>,
     pub jobs: Arc<crate::syncapi::Jobs>,
+    /// Connectors of connected orgs, for writes forwarded to their server.
+    pub connectors: Arc<crate::webapi::ConnectorCache>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             auth,
             config: Arc::new(config),
             jobs: Arc::default(),
+            connectors: Arc::default(),
         }
     }
 }

@@ -5,8 +5,10 @@
 //! Records cross this boundary typed by the server's metadata (`crmsync_model::Record`), so
 //! the engine never sees wire formats.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use crmsync_model::{AttributeName, EntityMetadata, Record, RecordId};
+use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordId, Value};
 use crmsync_query::Query;
 
 use crate::SyncError;
@@ -57,6 +59,52 @@ pub struct FetchPage {
     pub paging_cookie: Option<String>,
 }
 
+/// What a write to the server does with its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteAction {
+    /// Create or update, by id: retrying it cannot duplicate the record.
+    Upsert,
+    /// Create only: an existing record is a rejection.
+    Create,
+    /// Update only: a missing record is [`WriteFailure::NotFound`] (never resurrected).
+    Update,
+    /// Delete: a missing record is [`WriteFailure::NotFound`].
+    Delete,
+}
+
+/// One client change sent to the server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerWrite {
+    pub entity: EntityName,
+    pub id: RecordId,
+    pub action: WriteAction,
+    /// The values written (empty for a delete).
+    pub values: BTreeMap<AttributeName, Value>,
+}
+
+/// Why the server did not apply one write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The record does not exist on the server.
+    NotFound(String),
+    /// Refused for good (validation, permissions, precondition): the server's status and message.
+    Rejected { status: u16, message: String },
+    /// May succeed when sent again (5xx, 429, a busy store).
+    Retryable(String),
+}
+
+impl WriteFailure {
+    pub fn message(&self) -> &str {
+        match self {
+            WriteFailure::NotFound(m) | WriteFailure::Retryable(m) => m,
+            WriteFailure::Rejected { message, .. } => message,
+        }
+    }
+}
+
+/// The answer to each write of a [`Connector::write`] call, in order.
+pub type WriteResults = Vec<Result<(), WriteFailure>>;
+
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// Checks the server URL and the credentials.
@@ -78,4 +126,17 @@ pub trait Connector: Send + Sync {
     /// One page of a FetchXML query (`query.page`, `query.count` and `query.paging_cookie`
     /// choose the page).
     async fn fetch(&self, entity: &EntityMetadata, query: &Query) -> Result<FetchPage, SyncError>;
+
+    /// Applies `writes` in order (a Dataverse `$batch`, at most 1,000), each on its own, or
+    /// all or none when `atomic` (a change set: when one fails, the others answer
+    /// `Rejected` with status 424). `entities` describe the written entities and their
+    /// lookup targets. `Err` when the request as a whole failed (the server was unreachable
+    /// or refused the credentials): then nothing is known of the writes, and sending them
+    /// again is safe only because each is idempotent by id.
+    async fn write(
+        &self,
+        entities: &[EntityMetadata],
+        writes: &[ServerWrite],
+        atomic: bool,
+    ) -> Result<WriteResults, SyncError>;
 }

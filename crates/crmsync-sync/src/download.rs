@@ -64,7 +64,13 @@ pub struct EntitySync<'a> {
     pub batch_rows: usize,
     /// Reconcile by comparing id sets whatever the token says (`sync --full`).
     pub full: bool,
+    /// Records with Pending or Error offline transactions: the attributes the download must
+    /// not overwrite (`None`: the whole record, which it neither writes nor removes).
+    pub protected: &'a Protected,
 }
+
+/// Per record, what the download leaves alone (see [`EntitySync::protected`]).
+pub type Protected = HashMap<RecordId, Option<HashSet<AttributeName>>>;
 
 impl EntitySync<'_> {
     fn name(&self) -> &str {
@@ -81,6 +87,7 @@ impl EntitySync<'_> {
             entity: self.name().to_owned(),
             ..Default::default()
         };
+        self.refresh(&mut figures, log).await?;
         if self.full {
             self.reconcile(None, &mut figures, log).await?;
             return Ok(figures);
@@ -263,14 +270,92 @@ impl EntitySync<'_> {
         }
     }
 
+    /// Records whose offline transactions were archived: the client's copy may differ from
+    /// the server's, so they are read again (or removed when the server no longer has them
+    /// in the filter).
+    async fn refresh(&self, figures: &mut EntityFigures, log: &mut RunLog) -> Result<(), SyncError> {
+        let keys = self
+            .store
+            .states(&crate::transactions::refresh_prefix(self.name()))
+            .await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<RecordId> = keys
+            .iter()
+            .filter_map(|(k, _)| k.rsplit('.').next().and_then(|id| RecordId::parse(id).ok()))
+            .collect();
+        let mut pending = Pending::default();
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let query = self.restricted(self.filter, chunk, Columns::All);
+            let records = self.fetch_all(query).await?;
+            found.extend(records.iter().filter_map(|r| r.id));
+            pending.upserts.extend(records);
+        }
+        for id in ids.iter().filter(|id| !found.contains(id)) {
+            if self.filter.is_some() {
+                pending.filtered_out.push(*id);
+            } else {
+                pending.deleted.push(*id);
+            }
+        }
+        log.message(
+            Level::Info,
+            Some(self.name()),
+            None,
+            format!(
+                "refreshing {} record(s) whose offline changes were archived",
+                ids.len()
+            ),
+        );
+        let state = keys.into_iter().map(|(k, _)| (k, None)).collect();
+        self.commit(pending, state, figures, log).await
+    }
+
+    /// Leaves out what offline transactions protect: attributes with Pending or Error
+    /// changes, and whole records with a queued create or delete.
+    fn protect(&self, pending: &mut Pending, log: &mut RunLog) {
+        if self.protected.is_empty() {
+            return;
+        }
+        pending.upserts.retain_mut(|record| {
+            let Some(protection) = record.id.and_then(|id| self.protected.get(&id)) else {
+                return true;
+            };
+            match protection {
+                None => false,
+                Some(attributes) => {
+                    record.values.retain(|name, _| !attributes.contains(name));
+                    true
+                }
+            }
+        });
+        for removals in [&mut pending.deleted, &mut pending.filtered_out] {
+            removals.retain(|id| {
+                let keep = !self.protected.contains_key(id);
+                if !keep {
+                    log.message(
+                        Level::Warning,
+                        Some(self.client.logical_name.as_str()),
+                        Some(*id),
+                        "kept: the record has offline changes not yet uploaded",
+                    );
+                }
+                keep
+            });
+        }
+    }
+
     /// Commits pending changes with `state` in one client transaction.
     async fn commit(
         &self,
-        pending: Pending,
+        mut pending: Pending,
         state: Vec<(String, Option<String>)>,
         figures: &mut EntityFigures,
         log: &mut RunLog,
     ) -> Result<(), SyncError> {
+        self.protect(&mut pending, log);
         let entity = &self.client.logical_name;
         let mut set = WriteSet::new().counting_created();
         for batch in to_batches(pending.upserts, self.client) {

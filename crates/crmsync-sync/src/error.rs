@@ -26,6 +26,12 @@ pub enum SyncError {
     /// Configuration or input that cannot work (bad URL, unknown entity, invalid filter).
     #[error("{0}")]
     Invalid(String),
+    /// Something asked for does not exist (a transaction, a run).
+    #[error("{0}")]
+    NotFound(String),
+    /// A change the current state does not allow (a transaction that is already Processed).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

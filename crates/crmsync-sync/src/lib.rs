@@ -16,9 +16,14 @@ pub mod metadata;
 pub mod run;
 pub mod service;
 mod settings;
+pub mod transactions;
+pub mod upload;
 
 pub use connection::{BackendType, CONNECTION_KEY, Connection, DYNAMICS_PROVIDER_ID, SealedSecret};
-pub use connector::{ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity};
+pub use connector::{
+    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, ServerWrite, WriteAction,
+    WriteFailure, WriteResults,
+};
 pub use error::SyncError;
 pub use local::LocalConnector;
 pub use log::{EntityFigures, Level, Message, RunLog, RunStatus, Trigger};

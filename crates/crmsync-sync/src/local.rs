@@ -12,9 +12,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{AttributeName, EntityMetadata, Record, RecordId};
 use crmsync_query::{EvalContext, Query};
-use crmsync_store::{Change, ChangeCursor, OrgStore, PageCursor, PageRequest, StoreError};
+use crmsync_store::{
+    Change, ChangeCursor, DeleteMode, OrgStore, PageCursor, PageRequest, StoreError, UpsertMode, WriteSet,
+};
 
-use crate::{ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, SyncError};
+use crate::{
+    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, ServerWrite, SyncError,
+    WriteAction, WriteFailure, WriteResults,
+};
 
 pub struct LocalConnector {
     server: Arc<dyn OrgStore>,
@@ -153,4 +158,59 @@ impl Connector for LocalConnector {
             paging_cookie,
         })
     }
+
+    async fn write(
+        &self,
+        _entities: &[EntityMetadata],
+        writes: &[ServerWrite],
+        atomic: bool,
+    ) -> Result<WriteResults, SyncError> {
+        let mut all = WriteSet::new();
+        for w in writes {
+            all.ops.extend(write_set(w).ops);
+        }
+        match self.server.write(all).await {
+            Ok(_) => return Ok(vec![Ok(()); writes.len()]),
+            Err(e) if atomic => {
+                let failure = write_failure(e)?;
+                return Ok(vec![Err(failure); writes.len()]);
+            }
+            Err(_) => {}
+        }
+        // One failed: apply each on its own, as a Dataverse batch without change sets does.
+        let mut results = Vec::with_capacity(writes.len());
+        for w in writes {
+            results.push(match self.server.write(write_set(w)).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(write_failure(e)?),
+            });
+        }
+        Ok(results)
+    }
+}
+
+fn write_set(w: &ServerWrite) -> WriteSet {
+    let mut record = Record::new(w.id);
+    record.values = w.values.clone();
+    match w.action {
+        WriteAction::Upsert => WriteSet::new().record(w.entity.clone(), record, UpsertMode::Upsert),
+        WriteAction::Create => WriteSet::new().record(w.entity.clone(), record, UpsertMode::CreateOnly),
+        WriteAction::Update => WriteSet::new().record(w.entity.clone(), record, UpsertMode::UpdateOnly),
+        WriteAction::Delete => WriteSet::new().delete(w.entity.clone(), vec![w.id], DeleteMode::MustExist),
+    }
+}
+
+/// A store error as the answer to one write; errors of the store itself stay errors.
+fn write_failure(e: StoreError) -> Result<WriteFailure, SyncError> {
+    Ok(match e {
+        StoreError::NotFound(m) => WriteFailure::NotFound(format!("{m} does not exist")),
+        StoreError::Conflict(message) => WriteFailure::Rejected { status: 412, message },
+        StoreError::Invalid(m) => WriteFailure::Rejected {
+            status: 400,
+            message: m.to_string(),
+        },
+        StoreError::BadRequest(message) => WriteFailure::Rejected { status: 400, message },
+        e if e.is_retryable() => WriteFailure::Retryable(e.to_string()),
+        e => return Err(e.into()),
+    })
 }

@@ -70,6 +70,9 @@ pub struct RunLog {
     pub status: RunStatus,
     pub entities: Vec<EntityFigures>,
     pub metadata_changes: Vec<String>,
+    /// The upload phase: offline transactions processed and failed.
+    #[serde(default)]
+    pub upload: crate::upload::UploadFigures,
     pub messages: Vec<Message>,
     /// Messages not kept because the run had more than [`MAX_MESSAGES`].
     pub messages_dropped: u64,
@@ -85,6 +88,7 @@ impl RunLog {
             status: RunStatus::Running,
             entities: Vec::new(),
             metadata_changes: Vec::new(),
+            upload: Default::default(),
             messages: Vec::new(),
             messages_dropped: 0,
         }

@@ -91,7 +91,9 @@ pub fn diff(
             Some(c) => diff_entity(s, c, &mut out),
         }
     }
-    for c in client.iter().filter(|c| wanted(c)) {
+    // The offline transaction queue is the client's own entity.
+    let own = |c: &EntityMetadata| c.logical_name.as_str() == crate::transactions::ENTITY;
+    for c in client.iter().filter(|c| wanted(c) && !own(c)) {
         if !server.iter().any(|s| s.logical_name == c.logical_name) {
             out.notes.push(format!(
                 "entity {} no longer exists on the server; the client keeps it",

@@ -1,5 +1,6 @@
-//! A sync run (SPEC §6.1): metadata check, then each enabled entity downloaded in dependency
-//! order (lookup parents first), with a log of everything that happened. One run per client
+//! A sync run (SPEC §6.1): the upload of Pending offline transactions, a metadata check, then
+//! each enabled entity downloaded in dependency order (lookup parents first), with a log of
+//! everything that happened. One run per client
 //! org at a time within this process (a second one is refused, not queued).
 //!
 //! An entity that fails does not stop the others (the run ends `PartiallySucceeded`); its
@@ -15,6 +16,8 @@ use crmsync_store::{OrgStore, StoreResult, WriteSet};
 use crate::download::EntitySync;
 use crate::log::{EntityFigures, LOG_PREFIX, Level, RunLog, RunStatus, Trigger};
 use crate::metadata::diff;
+use crate::transactions::{self, TxStatus};
+use crate::upload::Upload;
 use crate::{Connector, SyncError, SyncSettings, parents_first};
 
 /// Progress of a run, for progress bars and job status.
@@ -89,6 +92,7 @@ impl SyncRunner {
         }
         let _guard = RunGuard(org);
         let mut log = RunLog::start(trigger);
+        let uploaded = self.upload(&mut log).await;
         if let Err(e) = self.download(&mut log, progress).await {
             log.message(Level::Error, None, None, e.to_string());
             log.status = RunStatus::Failed;
@@ -96,15 +100,40 @@ impl SyncRunner {
         log.ended = Some(Utc::now());
         if log.status == RunStatus::Running {
             let failed = log.entities.iter().filter(|e| e.errors > 0).count();
-            log.status = match failed {
-                0 => RunStatus::Succeeded,
-                n if n == log.entities.len() => RunStatus::Failed,
-                _ => RunStatus::PartiallySucceeded,
+            let all_failed = if log.entities.is_empty() {
+                !uploaded
+            } else {
+                failed == log.entities.len()
+            };
+            log.status = if all_failed {
+                RunStatus::Failed
+            } else if failed == 0 && uploaded && log.upload.errors == 0 {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::PartiallySucceeded
             };
         }
         save_log(&*self.store, &log).await?;
         tracing::info!(org = %self.store.org(), run = %log.id, status = ?log.status, "sync run finished");
         Ok(log)
+    }
+
+    /// The upload phase; false when it stopped early (its error is in the log).
+    async fn upload(&self, log: &mut RunLog) -> bool {
+        let upload = Upload::new(&*self.store, &*self.connector, self.settings.conflict_policy);
+        match upload.run(log).await {
+            Ok(figures) => {
+                log.upload = figures;
+                true
+            }
+            Err(e) => {
+                log.message(Level::Error, None, None, format!("upload stopped: {e}"));
+                if let Ok(page) = transactions::list(&*self.store, Some(TxStatus::Pending), 1, 0).await {
+                    log.upload.pending = page.total;
+                }
+                false
+            }
+        }
     }
 
     async fn download(&self, log: &mut RunLog, progress: &dyn Progress) -> Result<(), SyncError> {
@@ -162,6 +191,7 @@ impl SyncRunner {
         })?;
         let filter = self.settings.filter(entity, server)?;
         let filter_text = self.settings.filters.get(entity).cloned().unwrap_or_default();
+        let protected = transactions::protected(&*self.store, entity).await?;
         let sync = EntitySync {
             store: &*self.store,
             connector: &*self.connector,
@@ -172,6 +202,7 @@ impl SyncRunner {
             page_size: self.page_size,
             batch_rows: self.batch_rows,
             full: self.full,
+            protected: &protected,
         };
         sync.run(log).await
     }

@@ -104,6 +104,7 @@ pub async fn connect(
         Some(&conn.settings.entities),
     );
     client.apply_metadata(&update.changes).await?;
+    crate::transactions::ensure_entity(&*client).await?;
     conn.save(&*client).await?;
     Ok((conn, update))
 }

@@ -425,6 +425,15 @@ impl Connector for Flaky {
         self.tick()?;
         self.inner.fetch(e, q).await
     }
+    async fn write(
+        &self,
+        e: &[EntityMetadata],
+        w: &[crmsync_sync::ServerWrite],
+        atomic: bool,
+    ) -> Result<crmsync_sync::WriteResults, SyncError> {
+        self.tick()?;
+        self.inner.write(e, w, atomic).await
+    }
 }
 
 #[tokio::test]

@@ -48,6 +48,10 @@ pub enum Command {
     Metadata(MetadataCommand),
     /// Sync All: download every enabled entity from the server, with a progress bar.
     Sync(Sync),
+    /// Offline transactions of a client organization: list them, and steer failed or
+    /// queued ones (Set to Pending, Set to Archived, Set all to Pending).
+    #[command(subcommand)]
+    Transactions(TransactionsCommand),
     /// Logs of synchronization: runs newest first, or one run in detail.
     Logs(Logs),
     /// The main job: two organizations synchronized over HTTP, end to end, on the embedded store.
@@ -110,6 +114,55 @@ pub struct Sync {
     /// Records per client transaction.
     #[arg(long, default_value_t = crmsync_store::BULK_BATCH_ROWS, hide = true)]
     pub batch_rows: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransactionsCommand {
+    /// List offline transactions in queue order.
+    List(TransactionsList),
+    /// Set transactions (Error or Archived) to Pending: the next sync sends them again.
+    SetPending(TransactionIds),
+    /// Set transactions (Pending or Error) to Archived: they are never sent, and the records
+    /// they changed are refreshed from the server at the next sync.
+    Archive(TransactionIds),
+    /// Set every transaction in Error to Pending.
+    SetAllPending(TransactionsOrg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TxStatusArg {
+    All,
+    Pending,
+    Processed,
+    Error,
+    Archived,
+}
+
+#[derive(Debug, Args)]
+pub struct TransactionsList {
+    pub org: String,
+    /// Which transactions to list.
+    #[arg(long, value_enum, default_value_t = TxStatusArg::All)]
+    pub status: TxStatusArg,
+    /// How many to list.
+    #[arg(long, default_value_t = 50)]
+    pub top: usize,
+    /// How many to skip first (paging).
+    #[arg(long, default_value_t = 0)]
+    pub skip: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TransactionIds {
+    pub org: String,
+    /// Transaction ids, as `transactions list` shows them.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransactionsOrg {
+    pub org: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,7 @@
 //! [`DataverseConnector`]: `crmsync_sync::Connector` over the Dataverse Web API
 //! (`{url}/api/data/v9.2/`), for crmsync servers and Dynamics 365 alike.
 //!
-//! Requests (all GET, JSON):
+//! Requests (GET, JSON; writes as one `POST $batch`, see `write`):
 //! - `WhoAmI`;
 //! - `EntityDefinitions?$select=…&$expand=Attributes`, plus, for entities whose option
 //!   attributes came without options (Dataverse only returns them through a type-cast
@@ -22,7 +22,8 @@ use async_trait::async_trait;
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, OptionSet, RecordId};
 use crmsync_query::{Query, to_fetchxml};
 use crmsync_sync::{
-    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, SyncError,
+    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, ServerWrite, SyncError,
+    WriteResults,
 };
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -33,7 +34,8 @@ use super::auth::Auth;
 use super::config::{Backend, DataverseConfig};
 use super::mapping::{self, DeltaEntry, LOOKUP_NAME};
 use super::retry::RetryPolicy;
-use super::transport::{Transport, http_client};
+use super::transport::{Request, Transport, http_client};
+use super::write;
 
 /// `EntityDefinitions` requests in flight at once while fetching option sets.
 const METADATA_CONCURRENCY: usize = 8;
@@ -304,6 +306,29 @@ impl Connector for DataverseConnector {
             more,
             paging_cookie,
         })
+    }
+
+    async fn write(
+        &self,
+        entities: &[EntityMetadata],
+        writes: &[ServerWrite],
+        atomic: bool,
+    ) -> Result<WriteResults, SyncError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (content_type, body) = write::batch_body(&self.api, entities, writes, atomic)?;
+        let url = self.url("$batch", &[])?;
+        let request = Request {
+            method: reqwest::Method::POST,
+            url: &url,
+            prefer: (!atomic).then_some("odata.continue-on-error"),
+            body: Some((&content_type, &body)),
+        };
+        let (answer_type, answer) = self.transport.send(&request).await?;
+        let answer = String::from_utf8_lossy(&answer);
+        let answers = write::parse_batch_response(&answer_type, &answer)?;
+        write::results(&answers, writes.len(), atomic)
     }
 }
 

@@ -6,6 +6,7 @@
 //!   HTTP failures as `SyncError`s;
 //! - `retry`: the backoff schedule and `Retry-After` (pure);
 //! - `mapping`: Dataverse JSON to entity metadata and typed records;
+//! - `write`: client changes as a `$batch`, and its answers;
 //! - `client`: [`DataverseConnector`], the `Connector` implementation.
 
 mod auth;
@@ -14,6 +15,7 @@ mod config;
 pub mod mapping;
 mod retry;
 mod transport;
+pub mod write;
 
 pub use auth::DEFAULT_PUBLIC_CLIENT_ID;
 pub use client::DataverseConnector;

@@ -1,5 +1,5 @@
 //! HTTP for the connector: the reqwest client (timeouts, no redirects, no proxies, a DNS
-//! resolver that refuses private addresses), one GET with retries, and the mapping of
+//! resolver that refuses private addresses), requests with retries, and the mapping of
 //! failures to `SyncError`.
 //!
 //! Invariants:
@@ -161,7 +161,7 @@ pub fn status_error(status: StatusCode, headers: &reqwest::header::HeaderMap, bo
     }
 }
 
-/// Sends GET requests for a connector.
+/// Sends requests for a connector.
 pub struct Transport {
     pub http: reqwest::Client,
     pub auth: Auth,
@@ -171,14 +171,20 @@ pub struct Transport {
 impl Transport {
     /// GETs `url` and parses the JSON answer, retrying as the module header says.
     pub async fn get_json(&self, url: &Url, prefer: Option<&str>) -> Result<Json, SyncError> {
+        let (_, body) = self.send(&Request::get(url, prefer)).await?;
+        serde_json::from_slice(&body).map_err(|e| SyncError::Protocol(format!("the answer is not JSON: {e}")))
+    }
+
+    /// Sends `request` and returns the content type and body of its 2xx answer, retrying as
+    /// the module header says (a request is only sent again when it is safe to: GETs, and
+    /// writes that are idempotent by construction).
+    pub async fn send(&self, request: &Request<'_>) -> Result<(String, Vec<u8>), SyncError> {
+        let url = request.url;
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
-            let err = match self.attempt(url, prefer).await {
-                Ok(body) => {
-                    return serde_json::from_slice(&body)
-                        .map_err(|e| SyncError::Protocol(format!("the answer is not JSON: {e}")));
-                }
+            let err = match self.attempt(request).await {
+                Ok(answer) => return Ok(answer),
                 Err((Some(StatusCode::UNAUTHORIZED), err)) if !reauthenticated => {
                     if self.auth.invalidate().await {
                         reauthenticated = true;
@@ -211,20 +217,22 @@ impl Transport {
         }
     }
 
-    /// One try: the body of a 2xx answer, or the error (with the status, if any).
-    async fn attempt(
-        &self,
-        url: &Url,
-        prefer: Option<&str>,
-    ) -> Result<Vec<u8>, (Option<StatusCode>, SyncError)> {
+    /// One try: the content type and body of a 2xx answer, or the error (with the status, if
+    /// any).
+    async fn attempt(&self, r: &Request<'_>) -> Result<(String, Vec<u8>), (Option<StatusCode>, SyncError)> {
         let mut request = self
             .http
-            .get(url.clone())
+            .request(r.method.clone(), r.url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .header("OData-MaxVersion", "4.0")
             .header("OData-Version", "4.0");
-        if let Some(prefer) = prefer {
+        if let Some(prefer) = r.prefer {
             request = request.header("Prefer", prefer);
+        }
+        if let Some((content_type, body)) = &r.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, *content_type)
+                .body(body.to_string());
         }
         let request = self
             .auth
@@ -235,10 +243,40 @@ impl Transport {
         let status = response.status();
         let headers = response.headers().clone();
         let body = read_body(response).await.map_err(|e| (None, e))?;
-        if status.is_success() {
-            Ok(body)
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        // A batch that failed a change set answers 4xx with the per-operation answers.
+        let batch_answer = status.is_client_error()
+            && status != StatusCode::UNAUTHORIZED
+            && status != StatusCode::TOO_MANY_REQUESTS
+            && content_type.to_ascii_lowercase().starts_with("multipart/mixed");
+        if status.is_success() || batch_answer {
+            Ok((content_type, body))
         } else {
             Err((Some(status), status_error(status, &headers, &body)))
+        }
+    }
+}
+
+/// One request to the server.
+pub struct Request<'a> {
+    pub method: reqwest::Method,
+    pub url: &'a Url,
+    pub prefer: Option<&'a str>,
+    /// Content type and body.
+    pub body: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(url: &'a Url, prefer: Option<&'a str>) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            url,
+            prefer,
+            body: None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub(super) async fn logs(
     let runs = crmsync_sync::logs(&*caller.store, 500).await?;
     let value: Vec<Value> = runs
         .iter()
-        .map(|r| json!({"id": r.id, "trigger": r.trigger, "started": r.started, "ended": r.ended, "status": r.status, "totals": r.totals()}))
+        .map(|r| json!({"id": r.id, "trigger": r.trigger, "started": r.started, "ended": r.ended, "status": r.status, "totals": r.totals(), "upload": r.upload}))
         .collect();
     Ok(Json(json!({"value": value})).into_response())
 }

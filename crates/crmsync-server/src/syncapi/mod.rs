@@ -2,13 +2,14 @@
 //!
 //! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
 //! `jobs/{id}`; the connection, its entities, filters and settings (`connection.rs`) and the
-//! logs (`logs.rs`) are read and changed directly. Every route needs the org's admin role,
+//! logs (`logs.rs`) and the offline transactions (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
 //! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
 
 mod connect;
 mod connection;
 mod jobs;
 mod logs;
+pub mod transactions;
 
 use std::sync::Arc;
 
@@ -52,6 +53,19 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/rest/v1/sync/{org}/connection/settings",
             put(connection::put_settings),
+        )
+        .route("/rest/v1/sync/{org}/transactions", get(transactions::list))
+        .route(
+            "/rest/v1/sync/{org}/transactions/set-pending",
+            post(transactions::set_pending),
+        )
+        .route(
+            "/rest/v1/sync/{org}/transactions/archive",
+            post(transactions::archive),
+        )
+        .route(
+            "/rest/v1/sync/{org}/transactions/set-all-pending",
+            post(transactions::set_all_pending),
         )
         .route("/rest/v1/sync/{org}/logs", get(logs::logs))
         .route("/rest/v1/sync/{org}/logs/{run}", get(logs::log))

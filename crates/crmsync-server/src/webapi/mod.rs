@@ -14,6 +14,7 @@ mod path;
 mod prefer;
 mod query;
 mod records;
+mod writeback;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -25,6 +26,7 @@ use crate::auth::Caller;
 use crate::{ApiError, AppState};
 pub use path::Resource;
 pub use prefer::Prefer;
+pub use writeback::ConnectorCache;
 
 /// One Web API request, from HTTP or from a `$batch` part.
 #[derive(Debug, Clone)]
@@ -175,7 +177,7 @@ pub async fn execute(ctx: &Ctx, request: ApiRequest) -> Result<Response, ApiErro
         (&Method::GET, Resource::Collection(set)) => collection(ctx, &request, &set).await,
         (&Method::POST, Resource::Collection(set)) => records::create(ctx, &request, &set).await,
         (&Method::PATCH, Resource::Record { set, id }) => records::patch(ctx, &request, &set, id).await,
-        (&Method::DELETE, Resource::Record { set, id }) => records::delete(ctx, &set, id).await,
+        (&Method::DELETE, Resource::Record { set, id }) => records::delete(ctx, &request, &set, id).await,
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -17,6 +17,7 @@ use crmsync_model::{AttributeName, EntityMetadata, RecordId};
 use crmsync_store::{DeleteMode, StoreError, UpsertMode, WriteSet};
 
 use super::json::{etag, record_from_json, record_to_json};
+use super::writeback::{self, WriteError};
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
 
@@ -176,6 +177,14 @@ impl WritePlan {
             (_, e) => e.into(),
         }
     }
+
+    /// A failed write in the request's terms.
+    pub fn write_error(&self, error: WriteError) -> ApiError {
+        match error {
+            WriteError::Store(e) => self.store_error(e),
+            WriteError::Api(e) => e,
+        }
+    }
 }
 
 pub fn plan_create(
@@ -268,17 +277,13 @@ pub async fn respond(
     }
 }
 
-/// Writes one plan on its own and answers it.
-async fn apply_one(ctx: &Ctx, request: &ApiRequest, mut plan: WritePlan) -> Result<Response, ApiError> {
-    let mut writes = std::mem::take(&mut plan.writes);
+/// Writes one plan on its own (through the org's write plugin) and answers it.
+async fn apply_one(ctx: &Ctx, request: &ApiRequest, plan: WritePlan) -> Result<Response, ApiError> {
     // Only an upsert's answer depends on whether it inserted (201 or 200 with a representation).
-    writes.count_created = plan.kind == WriteKind::Patch(UpsertMode::Upsert);
-    let outcome = ctx
-        .caller
-        .store
-        .write(writes)
+    let count_created = plan.kind == WriteKind::Patch(UpsertMode::Upsert);
+    let outcome = writeback::store(ctx, std::slice::from_ref(&plan), count_created)
         .await
-        .map_err(|e| plan.store_error(e))?;
+        .map_err(|e| plan.write_error(e))?;
     respond(ctx, request, &plan, outcome.created > 0).await
 }
 
@@ -294,14 +299,8 @@ pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> 
     apply_one(ctx, request, plan).await
 }
 
-pub async fn delete(ctx: &Ctx, set: &str, id: RecordId) -> Result<Response, ApiError> {
+pub async fn delete(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
     let entities = ctx.caller.store.entities().await?;
-    let mut plan = plan_delete(&entities, set, id)?;
-    let writes = std::mem::take(&mut plan.writes);
-    ctx.caller
-        .store
-        .write(writes)
-        .await
-        .map_err(|e| plan.store_error(e))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let plan = plan_delete(&entities, set, id)?;
+    apply_one(ctx, request, plan).await
 }

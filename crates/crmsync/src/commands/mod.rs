@@ -5,6 +5,7 @@ mod demo;
 mod org;
 mod serve;
 mod sync;
+mod transactions;
 
 use crate::cli::{Cli, Command};
 
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             sync::metadata_update(&cli.store, cmd).await
         }
         Command::Sync(cmd) => sync::sync(&cli.store, cmd).await,
+        Command::Transactions(cmd) => transactions::run(&cli.store, cmd).await,
         Command::Logs(cmd) => sync::logs(&cli.store, cmd).await,
         Command::Demo(cmd) => demo::run(&cli.store, cmd).await,
     }

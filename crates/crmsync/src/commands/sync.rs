@@ -207,6 +207,13 @@ pub fn print_run(log: &RunLog) {
             if e.reconciled { "  (reconciled)" } else { "" }
         );
     }
+    let u = &log.upload;
+    if u.processed + u.errors + u.pending > 0 {
+        println!(
+            "  upload: {} processed, {} failed (Error), {} conflicts, {} still pending",
+            u.processed, u.errors, u.conflicts, u.pending
+        );
+    }
 }
 
 pub async fn sync(args: &StoreArgs, cmd: Sync) -> anyhow::Result<()> {

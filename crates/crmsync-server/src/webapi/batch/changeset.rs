@@ -1,5 +1,6 @@
 //! Change sets: every operation is planned first (references resolved, bodies read, modes
-//! decided), then all plans are written in one store [`WriteSet`], so the change set is
+//! decided), then all plans are written at once through the org's write plugin
+//! (`writeback`: one store transaction, forwarded to the server first in immediate mode), so the change set is
 //! stored whole or not at all. Any failure — while planning or in the store — becomes the
 //! one error answer of the change set.
 //!
@@ -11,13 +12,14 @@ use std::collections::HashMap;
 
 use axum::http::Method;
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, RecordId};
-use crmsync_store::{StoreError, UpsertMode, WriteSet};
+use crmsync_store::{StoreError, UpsertMode};
 
 use super::parse::PartRequest;
 use super::response::{ItemResponse, PartResponse};
 use super::target::{References, api_request};
 use crate::ApiError;
 use crate::webapi::records::{self, WriteKind, WritePlan};
+use crate::webapi::writeback::{self, WriteError};
 use crate::webapi::{ApiRequest, Ctx, Prefer, Resource};
 
 /// One operation, planned.
@@ -85,17 +87,12 @@ async fn plan_and_write(ctx: &Ctx, parts: Vec<PartRequest>) -> Result<Vec<Planne
             created,
         });
     }
-    let mut writes = WriteSet::new();
-    for p in &mut planned {
-        writes.ops.append(&mut p.plan.writes.ops);
+    let plans: Vec<WritePlan> = planned.iter().map(|p| p.plan.clone()).collect();
+    match writeback::store(ctx, &plans, false).await {
+        Ok(_) => Ok(planned),
+        Err(WriteError::Store(error)) => Err((None, store_error(&planned, error))),
+        Err(WriteError::Api(error)) => Err((None, error)),
     }
-    if writes.ops.is_empty() {
-        return Ok(planned);
-    }
-    if let Err(error) = ctx.caller.store.write(writes).await {
-        return Err((None, store_error(&planned, error)));
-    }
-    Ok(planned)
 }
 
 async fn plan(ctx: &Ctx, entities: &[EntityMetadata], request: &ApiRequest) -> Result<WritePlan, ApiError> {

@@ -6,12 +6,15 @@
 //! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
 //!   JSON serialization of the same rows.
 //! - `sync`: initial sync over loopback HTTP versus a raw writer; incremental (1%) and idle syncs.
+//! - `upload`: offline transactions uploaded over loopback HTTP versus the same changes applied
+//!   straight to the server's store.
 
 mod raw_postgres;
 mod raw_sqlite;
 mod serve;
 mod store;
 mod sync;
+mod upload;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +36,8 @@ enum Bench {
     Serve(serve::ServeBench),
     /// Initial sync over HTTP versus a raw writer; incremental and idle syncs.
     Sync(sync::SyncBench),
+    /// Offline transactions uploaded over HTTP versus the same changes applied to the store.
+    Upload(upload::UploadBench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Store(b) => b.run().await,
             Bench::Serve(b) => b.run().await,
             Bench::Sync(b) => b.run().await,
+            Bench::Upload(b) => b.run().await,
         }
     })
 }

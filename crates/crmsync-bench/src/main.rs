@@ -5,7 +5,8 @@
 //!   hand-written batched upsert into an identical table of the same database engine.
 //! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
 //!   JSON serialization of the same rows.
-//! - `sync`: initial sync over loopback HTTP versus a raw writer; incremental (1%) and idle syncs.
+//! - `sync`: initial sync over loopback HTTP (the server in a child process) versus a raw
+//!   writer; incremental (1%) and idle syncs.
 
 mod raw_postgres;
 mod raw_sqlite;
@@ -33,6 +34,9 @@ enum Bench {
     Serve(serve::ServeBench),
     /// Initial sync over HTTP versus a raw writer; incremental and idle syncs.
     Sync(sync::SyncBench),
+    /// Serves a data directory on a loopback port (the server process of `sync`).
+    #[command(hide = true)]
+    ServeCatalog(sync::ServeCatalog),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Store(b) => b.run().await,
             Bench::Serve(b) => b.run().await,
             Bench::Sync(b) => b.run().await,
+            Bench::ServeCatalog(b) => b.run().await,
         }
     })
 }

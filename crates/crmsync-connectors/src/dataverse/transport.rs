@@ -171,14 +171,18 @@ pub struct Transport {
 impl Transport {
     /// GETs `url` and parses the JSON answer, retrying as the module header says.
     pub async fn get_json(&self, url: &Url, prefer: Option<&str>) -> Result<Json, SyncError> {
+        let body = self.get(url, prefer).await?;
+        serde_json::from_slice(&body).map_err(|e| SyncError::Protocol(format!("the answer is not JSON: {e}")))
+    }
+
+    /// GETs `url` and returns the body of the successful answer, retrying as the module
+    /// header says.
+    pub async fn get(&self, url: &Url, prefer: Option<&str>) -> Result<Vec<u8>, SyncError> {
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
             let err = match self.attempt(url, prefer).await {
-                Ok(body) => {
-                    return serde_json::from_slice(&body)
-                        .map_err(|e| SyncError::Protocol(format!("the answer is not JSON: {e}")));
-                }
+                Ok(body) => return Ok(body),
                 Err((Some(StatusCode::UNAUTHORIZED), err)) if !reauthenticated => {
                     if self.auth.invalidate().await {
                         reauthenticated = true;

@@ -30,12 +30,17 @@ pub struct SyncBench {
     records: u64,
 }
 
-/// Peak resident set of a process (`self` or a pid), in MB.
-fn peak_rss_mb(process: &str) -> Option<f64> {
+/// A memory figure of a process (`self` or a pid) from its status (`VmHWM`, `VmRSS`), in MB.
+fn memory_mb(process: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// Peak resident set of a process, in MB.
+fn peak_rss_mb(process: &str) -> Option<f64> {
+    memory_mb(process, "VmHWM:")
 }
 
 /// Resets this process's peak resident set to its current size.
@@ -207,6 +212,7 @@ impl SyncBench {
         let accounts = vec![SampleEntity::Account.entity_name()];
 
         reset_peak_rss()?;
+        let resident_before = memory_mb("self", "VmRSS:").unwrap_or_default();
         let (initial, log) = timed_sync(client.clone(), &conn, key, accounts.clone()).await?;
         anyhow::ensure!(
             log.totals().created == self.records,
@@ -223,7 +229,9 @@ impl SyncBench {
             initial.as_secs_f64() / raw.as_secs_f64().max(1e-9)
         );
         if let Some(mb) = peak_rss_mb("self") {
-            println!("  peak memory of the client during the sync: {mb:.0} MB (target <= 300 MB)");
+            println!(
+                "  peak memory of the client during the sync: {mb:.0} MB (target <= 300 MB; {resident_before:.0} MB were resident before it began)"
+            );
         }
         if let Some(mb) = server_process.peak_rss_mb() {
             println!("  peak memory of the server process: {mb:.0} MB");

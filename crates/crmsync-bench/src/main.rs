@@ -5,7 +5,8 @@
 //!   hand-written batched upsert into an identical table of the same database engine.
 //! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
 //!   JSON serialization of the same rows.
-//! - `sync`: initial sync over loopback HTTP versus a raw writer; incremental (1%) and idle syncs.
+//! - `sync`: initial sync over loopback HTTP (the server in a child process) versus a raw
+//!   writer; incremental (1%) and idle syncs.
 //! - `upload`: offline transactions uploaded over loopback HTTP versus the same changes applied
 //!   straight to the server's store.
 
@@ -38,6 +39,9 @@ enum Bench {
     Sync(sync::SyncBench),
     /// Offline transactions uploaded over HTTP versus the same changes applied to the store.
     Upload(upload::UploadBench),
+    /// Serves a data directory on a loopback port (the server process of `sync`).
+    #[command(hide = true)]
+    ServeCatalog(sync::ServeCatalog),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Serve(b) => b.run().await,
             Bench::Sync(b) => b.run().await,
             Bench::Upload(b) => b.run().await,
+            Bench::ServeCatalog(b) => b.run().await,
         }
     })
 }

@@ -29,8 +29,10 @@ async fn read_all(
     loop {
         let page: ChangesPage = c.changes(entity, columns, &position, page_size).await.unwrap();
         pages += 1;
-        assert!(page.upserts.len() + page.deletes.len() <= page_size);
-        upserts.extend(page.upserts);
+        assert!(page.upsert_count() + page.deletes.len() <= page_size);
+        for batch in page.upserts {
+            upserts.extend(batch.into_records(&entity.primary_id_attribute));
+        }
         deletes.extend(page.deletes);
         match page.next {
             Continuation::More(link) => position = ReadPosition::Next(link),

@@ -203,7 +203,10 @@ async fn a_dataverse_delta_page_maps_records_deletes_and_the_token() {
     let page = c.changes(&account, &columns, &position, 500).await.unwrap();
     assert_eq!(page.deletes, vec![gone]);
     assert_eq!(page.next, Continuation::Done("919042!08/22/2017 08:10:44".into()));
-    let r = &page.upserts[0];
+    let records = page.upserts[0]
+        .clone()
+        .into_records(&account.primary_id_attribute);
+    let r = &records[0];
     assert_eq!(r.id, Some(id));
     assert_eq!(
         r.get("revenue"),

@@ -72,4 +72,68 @@ impl RecordBatch {
         debug_assert_eq!(values.len(), self.columns.len());
         self.rows.push((id, values));
     }
+
+    /// Records as batches, one per distinct attribute set in order of first appearance, with
+    /// `pk` (the records' id attribute) left out of the columns. Records without an id are
+    /// skipped.
+    pub fn group(records: impl IntoIterator<Item = Record>, pk: &AttributeName) -> Vec<RecordBatch> {
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        for mut record in records {
+            let Some(id) = record.id else { continue };
+            record.values.remove(pk);
+            let same = |b: &RecordBatch| b.columns.iter().eq(record.values.keys());
+            let index = match batches.iter().rposition(same) {
+                Some(i) => i,
+                None => {
+                    batches.push(RecordBatch::new(record.values.keys().cloned().collect()));
+                    batches.len() - 1
+                }
+            };
+            batches[index].push(id, record.values.into_values().collect());
+        }
+        batches
+    }
+
+    /// The rows as records, each with its id also set as the `pk` value (as stores read them).
+    pub fn into_records(self, pk: &AttributeName) -> Vec<Record> {
+        let columns = self.columns;
+        self.rows
+            .into_iter()
+            .map(|(id, values)| {
+                let mut record = Record::new(id);
+                record.values.insert(pk.clone(), Value::Guid(id));
+                record.values.extend(columns.iter().cloned().zip(values));
+                record
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_group_by_attribute_set_and_come_back_unchanged() {
+        let pk = AttributeName::parse("thingid").unwrap();
+        let record = |name: Option<&str>| {
+            let id = RecordId::new_random();
+            let mut r = Record::new(id).with("thingid", Value::Guid(id));
+            if let Some(n) = name {
+                r.set("name", Value::String(n.into()));
+            }
+            r
+        };
+        let records = vec![record(Some("a")), record(None), record(Some("b"))];
+        let batches = RecordBatch::group(records.clone(), &pk);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].columns, vec![AttributeName::parse("name").unwrap()]);
+        assert_eq!(batches[0].len(), 2);
+        assert!(batches[1].columns.is_empty());
+        let back: Vec<Record> = batches.into_iter().flat_map(|b| b.into_records(&pk)).collect();
+        assert_eq!(
+            back,
+            vec![records[0].clone(), records[2].clone(), records[1].clone()]
+        );
+    }
 }

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId, Value};
 use crmsync_store::sql::{self, RowContext, WriteLayout};
-use crmsync_store::{DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+use crmsync_store::{
+    BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
+};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::PgOrg;
@@ -268,9 +270,16 @@ impl PgOrg {
         Ok(())
     }
 
-    pub(crate) async fn apply(&self, mut set: WriteSet) -> StoreResult<WriteOutcome> {
-        let n = set.row_count() as i64;
+    pub(crate) async fn apply(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let outcome = self.apply_in(&mut tx, set).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    /// Applies a set inside the caller's transaction.
+    async fn apply_in(&self, tx: &mut PgConnection, mut set: WriteSet) -> StoreResult<WriteOutcome> {
+        let n = set.row_count() as i64;
         let allocate = format!(
             "UPDATE {} SET version = version + $1 RETURNING version, metadata_version, epoch",
             self.table("_org_state")
@@ -280,7 +289,7 @@ impl PgOrg {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-        let schema = self.schema_at(&mut tx, epoch, metadata_version).await?;
+        let schema = self.schema_at(&mut *tx, epoch, metadata_version).await?;
         let mut versions = Versions {
             next: last - n + 1,
             first: None,
@@ -294,7 +303,7 @@ impl PgOrg {
                     let meta = schema.entity(entity.as_str())?;
                     let layout = sql::prepare_upsert(meta, batch)?;
                     self.upsert(
-                        &mut tx,
+                        &mut *tx,
                         meta,
                         batch,
                         &layout,
@@ -307,7 +316,7 @@ impl PgOrg {
                 }
                 WriteOp::Delete { entity, ids, mode } => {
                     let meta = schema.entity(entity.as_str())?;
-                    self.delete(&mut tx, meta, ids, *mode, &mut versions, &mut outcome)
+                    self.delete(&mut *tx, meta, ids, *mode, &mut versions, &mut outcome)
                         .await?;
                 }
             }
@@ -315,11 +324,43 @@ impl PgOrg {
                 .op_counts
                 .push(outcome.created + outcome.updated + outcome.deleted - before);
         }
-        self.apply_state(&mut tx, &set.state).await?;
-        tx.commit().await.map_err(db_err)?;
+        self.apply_state(&mut *tx, &set.state).await?;
         outcome.first_version = versions.first;
         outcome.last_version = versions.last;
         Ok(outcome)
+    }
+}
+
+/// A [`BulkWrite`] on PostgreSQL: an open transaction (it holds the org's version row lock
+/// from its first set on, so other writers of the org wait for its commit).
+struct PgBulk<'a> {
+    org: &'a PgOrg,
+    tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+#[async_trait]
+impl BulkWrite for PgBulk<'_> {
+    async fn write(&mut self, set: WriteSet) -> StoreResult<WriteOutcome> {
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or_else(|| StoreError::database("the bulk write already failed"))?;
+        match self.org.apply_in(tx, set).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                // A failed statement aborts the transaction: nothing more may be written.
+                self.tx = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| StoreError::database("the bulk write already failed"))?;
+        tx.commit().await.map_err(db_err)
     }
 }
 
@@ -327,6 +368,14 @@ impl PgOrg {
 impl crmsync_store::RecordStore for PgOrg {
     async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         self.apply(set).await
+    }
+
+    async fn begin_bulk(&self) -> StoreResult<Box<dyn BulkWrite + '_>> {
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        Ok(Box::new(PgBulk {
+            org: self,
+            tx: Some(tx),
+        }))
     }
 
     async fn retrieve(

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
 use crmsync_store::sql::{self, RowContext, WriteLayout};
-use crmsync_store::{DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+use crmsync_store::{
+    BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
+};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::SqliteOrg;
@@ -221,10 +223,17 @@ impl SqliteOrg {
         Ok(())
     }
 
-    pub(crate) async fn apply(&self, mut set: WriteSet) -> StoreResult<WriteOutcome> {
-        let n = set.row_count() as i64;
+    pub(crate) async fn apply(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let outcome = self.apply_in(&mut tx, set).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcome)
+    }
+
+    /// Applies a set inside the caller's write transaction.
+    async fn apply_in(&self, tx: &mut SqliteConnection, mut set: WriteSet) -> StoreResult<WriteOutcome> {
+        let n = set.row_count() as i64;
         let (last, metadata_version): (i64, i64) = sqlx::query_as(
             "UPDATE _org_state SET version = version + ?1 RETURNING version, metadata_version",
         )
@@ -232,7 +241,7 @@ impl SqliteOrg {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let schema = self.schema_at(&mut tx, metadata_version).await?;
+        let schema = self.schema_at(&mut *tx, metadata_version).await?;
         let mut versions = Versions {
             next: last - n + 1,
             first: None,
@@ -252,11 +261,11 @@ impl SqliteOrg {
                         mode: *mode,
                         count_created: set.count_created,
                     };
-                    self.upsert(&mut tx, job, &mut versions, &mut outcome).await?;
+                    self.upsert(&mut *tx, job, &mut versions, &mut outcome).await?;
                 }
                 WriteOp::Delete { entity, ids, mode } => {
                     let meta = schema.entity(entity.as_str())?;
-                    self.delete(&mut tx, meta, ids, *mode, &mut versions, &mut outcome)
+                    self.delete(&mut *tx, meta, ids, *mode, &mut versions, &mut outcome)
                         .await?;
                 }
             }
@@ -264,11 +273,44 @@ impl SqliteOrg {
                 .op_counts
                 .push(outcome.created + outcome.updated + outcome.deleted - before);
         }
-        self.apply_state(&mut tx, &set.state).await?;
-        tx.commit().await.map_err(db_err)?;
+        self.apply_state(&mut *tx, &set.state).await?;
         outcome.first_version = versions.first;
         outcome.last_version = versions.last;
         Ok(outcome)
+    }
+}
+
+/// A [`BulkWrite`] on SQLite: an open `BEGIN IMMEDIATE` transaction, holding this process's
+/// write lock.
+struct SqliteBulk<'a> {
+    org: &'a SqliteOrg,
+    tx: Option<sqlx::Transaction<'static, sqlx::Sqlite>>,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+#[async_trait]
+impl BulkWrite for SqliteBulk<'_> {
+    async fn write(&mut self, set: WriteSet) -> StoreResult<WriteOutcome> {
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or_else(|| StoreError::database("the bulk write already failed"))?;
+        match self.org.apply_in(tx, set).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                // Nothing more may be written in a transaction that failed half-way.
+                self.tx = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| StoreError::database("the bulk write already failed"))?;
+        tx.commit().await.map_err(db_err)
     }
 }
 
@@ -276,6 +318,16 @@ impl SqliteOrg {
 impl crmsync_store::RecordStore for SqliteOrg {
     async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         self.apply(set).await
+    }
+
+    async fn begin_bulk(&self) -> StoreResult<Box<dyn BulkWrite + '_>> {
+        let guard = self.write_lock.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        Ok(Box::new(SqliteBulk {
+            org: self,
+            tx: Some(tx),
+            _guard: guard,
+        }))
     }
 
     async fn retrieve(

@@ -37,8 +37,8 @@ pub use app::{App, AppSecret};
 pub use catalog::{Catalog, NewUser, OrgInfo, Role, User, normalize_email};
 pub use error::{StoreError, StoreResult};
 pub use org::{
-    Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, MetadataStore, OrgStore, RecordPage,
-    RecordStore, StateStore,
+    BulkWrite, Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, MetadataStore, OrgStore,
+    RecordPage, RecordStore, StateStore,
 };
 pub use query::{PageCursor, PageRequest, QueryPage, QueryRow, QueryStore};
 pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet};

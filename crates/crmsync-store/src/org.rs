@@ -34,12 +34,27 @@ pub struct RecordPage {
     pub next: Option<RecordId>,
 }
 
+/// One write transaction kept open across several write sets, for bulk downloads: each set
+/// is applied when it is handed over (so the caller can prepare the next one meanwhile), and
+/// all of them become durable together at [`BulkWrite::commit`]. Dropping it without a commit
+/// rolls every set back. Other writers of the org wait while it is open, so callers keep it
+/// open for one batch, not for a whole run.
+#[async_trait]
+pub trait BulkWrite: Send {
+    /// Applies a set inside the transaction, as [`RecordStore::write`] would (an error leaves
+    /// the transaction unusable: drop it).
+    async fn write(&mut self, set: WriteSet) -> StoreResult<WriteOutcome>;
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Applies a write set atomically (see [`WriteSet`]). Values are coerced to their
     /// attribute types first; an invalid value fails the whole set with an error naming the
     /// attribute, and nothing is stored.
     async fn write(&self, set: WriteSet) -> StoreResult<WriteOutcome>;
+    /// Opens a [`BulkWrite`]: several write sets in one transaction.
+    async fn begin_bulk(&self) -> StoreResult<Box<dyn BulkWrite + '_>>;
     /// One record, all attributes or `columns`. `NotFound` if missing.
     async fn retrieve(
         &self,

@@ -2,13 +2,14 @@
 //! types (another crmsync org and Dynamics 365 / Dataverse), because both speak the Dataverse
 //! Web API; tests may implement it over a local store.
 //!
-//! Records cross this boundary typed by the server's metadata (`crmsync_model::Record`), so
-//! the engine never sees wire formats.
+//! Records cross this boundary typed by the server's metadata, so the engine never sees wire
+//! formats: change pages as [`RecordBatch`]es (rows of values, cheap to move into a client
+//! write), FetchXML pages as [`Record`]s.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordId, Value};
+use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordBatch, RecordId, Value};
 use crmsync_query::Query;
 
 use crate::SyncError;
@@ -43,11 +44,19 @@ pub enum Continuation {
 /// One page of a change-tracking read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChangesPage {
-    /// Created or updated records, with the requested attributes (and their id).
-    pub upserts: Vec<Record>,
+    /// Created or updated records with the requested attributes, grouped by attribute set
+    /// (usually one batch); the primary id is each row's id, not a column.
+    pub upserts: Vec<RecordBatch>,
     /// Deleted record ids.
     pub deletes: Vec<RecordId>,
     pub next: Continuation,
+}
+
+impl ChangesPage {
+    /// Number of created or updated records.
+    pub fn upsert_count(&self) -> usize {
+        self.upserts.iter().map(RecordBatch::len).sum()
+    }
 }
 
 /// One page of a FetchXML query.

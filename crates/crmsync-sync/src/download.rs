@@ -12,43 +12,156 @@
 //!   by page; deletes remove client records (`deleted`); with a filter, the changed records
 //!   are checked against the filter on the server (a FetchXML query restricted to their ids,
 //!   since Dataverse's change tracking takes no filter) and those that no longer match are
-//!   removed (`filtered-out`).
+//!   removed (`filtered-out`). Pages stream into one open client transaction
+//!   ([`crmsync_store::BulkWrite`]) per batch of about `batch_rows` rows: each page is
+//!   written while the next one is read from the server, and the batch commits with the next
+//!   page's link (or, at the end, the new token) as its state. Only a page or two is held in
+//!   memory, never a batch.
 //! - **Reconcile** (first sync of a filtered entity, filter changed, token expired, or a
 //!   filter whose membership moves with time or with linked records): compare the server's
 //!   matching ids (with `modifiedon`) against the client's and remove, fetch or refresh only
 //!   the differences — never a full reload.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use crmsync_model::{AttributeName, EntityMetadata, Record, RecordBatch, RecordId, Value};
+use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordBatch, RecordId, Value};
 use crmsync_query::{Columns, Condition, Filter, Operator, Query};
-use crmsync_store::{DeleteMode, ListRequest, OrgStore, UpsertMode, WriteSet};
+use crmsync_store::{BulkWrite, DeleteMode, ListRequest, OrgStore, UpsertMode, WriteOutcome, WriteSet};
 
 use crate::log::{EntityFigures, Level, RunLog};
-use crate::{Connector, Continuation, ReadPosition, SyncError};
+use crate::{ChangesPage, Connector, Continuation, ReadPosition, SyncError};
 
 /// Ids per membership query (a FetchXML `in` condition).
 const IDS_PER_QUERY: usize = 500;
 /// Most records per FetchXML page.
 const FETCH_PAGE: u32 = 5000;
+/// Removed ids named in the log per committed batch and reason (the figures count them all).
+const LOGGED_REMOVALS: usize = 20;
 
 pub fn state_key(entity: &str, what: &str) -> String {
     format!("sync.{entity}.{what}")
 }
 
-/// Records and removals waiting to be committed together.
+/// Records (in the client's columns) and removals to be written together.
 #[derive(Default)]
 struct Pending {
-    upserts: Vec<Record>,
+    upserts: Vec<RecordBatch>,
     deleted: Vec<RecordId>,
     filtered_out: Vec<RecordId>,
 }
 
 impl Pending {
     fn len(&self) -> usize {
-        self.upserts.len() + self.deleted.len() + self.filtered_out.len()
+        self.upserts.iter().map(RecordBatch::len).sum::<usize>()
+            + self.deleted.len()
+            + self.filtered_out.len()
     }
+
+    /// The write set of these changes, and what its outcome will say about them.
+    fn into_set(self, entity: &EntityName, state: Vec<(String, Option<String>)>) -> (WriteSet, Written) {
+        let mut set = WriteSet::new().counting_created();
+        for batch in self.upserts {
+            set = set.upsert(entity.clone(), batch, UpsertMode::Upsert);
+        }
+        let upsert_ops = set.ops.len();
+        let has_deleted = !self.deleted.is_empty();
+        if has_deleted {
+            set = set.delete(entity.clone(), self.deleted.clone(), DeleteMode::IgnoreMissing);
+        }
+        if !self.filtered_out.is_empty() {
+            set = set.delete(
+                entity.clone(),
+                self.filtered_out.clone(),
+                DeleteMode::IgnoreMissing,
+            );
+        }
+        set.state = state;
+        let written = Written {
+            upsert_ops,
+            has_deleted,
+            deleted: self.deleted,
+            filtered_out: self.filtered_out,
+            ..Written::default()
+        };
+        (set, written)
+    }
+}
+
+/// Figures of a write set once its outcome is known, kept until its transaction commits.
+#[derive(Default)]
+struct Written {
+    upsert_ops: usize,
+    has_deleted: bool,
+    deleted: Vec<RecordId>,
+    filtered_out: Vec<RecordId>,
+    created: u64,
+    updated: u64,
+    removed_deleted: u64,
+    removed_filtered: u64,
+}
+
+impl Written {
+    fn count(&mut self, outcome: &WriteOutcome) {
+        self.created += outcome.created;
+        self.updated += outcome.updated;
+        let mut removals = outcome.op_counts.iter().skip(self.upsert_ops).copied();
+        if self.has_deleted {
+            self.removed_deleted += removals.next().unwrap_or(0);
+        }
+        if !self.filtered_out.is_empty() {
+            self.removed_filtered += removals.next().unwrap_or(0);
+        }
+    }
+
+    /// Folds another set's figures into these (keeping a sample of its removed ids).
+    fn merge(&mut self, other: Written) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.removed_deleted += other.removed_deleted;
+        self.removed_filtered += other.removed_filtered;
+        for (mine, theirs) in [
+            (&mut self.deleted, other.deleted),
+            (&mut self.filtered_out, other.filtered_out),
+        ] {
+            let room = LOGGED_REMOVALS.saturating_sub(mine.len());
+            mine.extend(theirs.into_iter().take(room));
+        }
+    }
+
+    /// Adds committed figures to the entity's, with a sample of removed ids in the log.
+    fn report(self, entity: &str, figures: &mut EntityFigures, log: &mut RunLog) {
+        figures.created += self.created;
+        figures.updated += self.updated;
+        figures.deleted += self.removed_deleted;
+        figures.filtered_out += self.removed_filtered;
+        let samples = [
+            (
+                self.removed_deleted,
+                &self.deleted,
+                "removed: deleted on the server",
+            ),
+            (
+                self.removed_filtered,
+                &self.filtered_out,
+                "removed: no longer matches the sync filter (filtered-out)",
+            ),
+        ];
+        for (removed, ids, text) in samples {
+            if removed > 0 {
+                for id in ids.iter().take(LOGGED_REMOVALS) {
+                    log.message(Level::Info, Some(entity), Some(*id), text);
+                }
+            }
+        }
+    }
+}
+
+/// The open client transaction of a follow, with what it wrote so far.
+struct Batch<'s> {
+    bulk: Box<dyn BulkWrite + 's>,
+    rows: usize,
+    written: Vec<Written>,
 }
 
 pub struct EntitySync<'a> {
@@ -130,28 +243,22 @@ impl EntitySync<'_> {
         Ok(figures)
     }
 
-    /// Reads changes from `token` (or everything) page by page.
+    /// Reads changes from `token` (or everything) page by page, each page written while the
+    /// next is read.
     async fn follow(
         &self,
         token: Option<String>,
         figures: &mut EntityFigures,
         log: &mut RunLog,
     ) -> Result<(), SyncError> {
-        let resume = self.state("resume").await?;
-        let start = match (&resume, &token) {
-            (Some(link), _) => ReadPosition::Next(link.clone()),
-            (None, Some(t)) => ReadPosition::Delta(t.clone()),
-            (None, None) => ReadPosition::Initial,
-        };
-        let mut position = start.clone();
-        let mut pending = Pending::default();
-        loop {
-            let page = match self
-                .connector
-                .changes(self.server, &[], &position, self.page_size)
-                .await
-            {
-                Err(e) if resume.is_some() && position == start && !e.is_retryable() => {
+        let initial = token
+            .clone()
+            .map(ReadPosition::Delta)
+            .unwrap_or(ReadPosition::Initial);
+        let mut page = match self.state("resume").await? {
+            None => self.read(&initial).await?,
+            Some(link) => match self.read(&ReadPosition::Next(link)).await {
+                Err(e) if !e.is_retryable() => {
                     // The saved next page is no longer valid: start the read again.
                     log.message(
                         Level::Warning,
@@ -159,38 +266,83 @@ impl EntitySync<'_> {
                         None,
                         format!("could not resume the interrupted read ({e}); reading again"),
                     );
-                    self.commit(
-                        Pending::default(),
+                    let (set, _) = Pending::default().into_set(
+                        &self.client.logical_name,
                         vec![(state_key(self.name(), "resume"), None)],
-                        figures,
-                        log,
-                    )
-                    .await?;
-                    position = token
-                        .clone()
-                        .map(ReadPosition::Delta)
-                        .unwrap_or(ReadPosition::Initial);
-                    continue;
+                    );
+                    self.store.write(set).await?;
+                    self.read(&initial).await?
                 }
                 other => other?,
+            },
+        };
+        let mut batch: Option<Batch<'_>> = None;
+        loop {
+            let next = page.next.clone();
+            let mut pending = self.admit(page).await?;
+            self.protect(&mut pending, log);
+            let size = pending.len();
+            let open = match batch.take() {
+                Some(b) => b,
+                None => Batch {
+                    bulk: self.store.begin_bulk().await?,
+                    rows: 0,
+                    written: Vec::new(),
+                },
             };
-            pending.deleted.extend(page.deletes);
-            self.admit(page.upserts, &mut pending).await?;
-            match page.next {
+            let mut open = open;
+            match next {
                 Continuation::More(link) => {
-                    if pending.len() >= self.batch_rows {
-                        let state = vec![(state_key(self.name(), "resume"), Some(link.clone()))];
-                        self.commit(std::mem::take(&mut pending), state, figures, log)
-                            .await?;
+                    let full = open.rows + size >= self.batch_rows;
+                    let state = if full {
+                        vec![(state_key(self.name(), "resume"), Some(link.clone()))]
+                    } else {
+                        Vec::new()
+                    };
+                    let (set, mut written) = pending.into_set(&self.client.logical_name, state);
+                    let position = ReadPosition::Next(link);
+                    let (fetched, outcome) = tokio::join!(self.read(&position), open.bulk.write(set));
+                    written.count(&outcome?);
+                    open.rows += size;
+                    open.written.push(written);
+                    if full {
+                        self.finish(open, figures, log).await?;
+                    } else {
+                        batch = Some(open);
                     }
-                    position = ReadPosition::Next(link);
+                    page = fetched?;
                 }
                 Continuation::Done(token) => {
-                    let state = self.done_state(token);
-                    return self.commit(pending, state, figures, log).await;
+                    let (set, mut written) =
+                        pending.into_set(&self.client.logical_name, self.done_state(token));
+                    written.count(&open.bulk.write(set).await?);
+                    open.written.push(written);
+                    return self.finish(open, figures, log).await;
                 }
             }
         }
+    }
+
+    async fn read(&self, position: &ReadPosition) -> Result<ChangesPage, SyncError> {
+        self.connector
+            .changes(self.server, &[], position, self.page_size)
+            .await
+    }
+
+    /// Commits an open batch and reports what it wrote.
+    async fn finish(
+        &self,
+        batch: Batch<'_>,
+        figures: &mut EntityFigures,
+        log: &mut RunLog,
+    ) -> Result<(), SyncError> {
+        batch.bulk.commit().await?;
+        let mut total = Written::default();
+        for written in batch.written {
+            total.merge(written);
+        }
+        total.report(self.name(), figures, log);
+        Ok(())
     }
 
     fn done_state(&self, token: String) -> Vec<(String, Option<String>)> {
@@ -204,22 +356,36 @@ impl EntitySync<'_> {
         ]
     }
 
-    /// Splits changed records into those that match the filter (kept) and those that left it.
-    async fn admit(&self, records: Vec<Record>, pending: &mut Pending) -> Result<(), SyncError> {
-        let Some(filter) = self.filter else {
-            pending.upserts.extend(records);
-            return Ok(());
+    /// A change page as client changes: records that match the filter (all of them without
+    /// one) in the client's columns, deletes, and records that left the filter.
+    async fn admit(&self, page: ChangesPage) -> Result<Pending, SyncError> {
+        let mut pending = Pending {
+            deleted: page.deletes,
+            ..Pending::default()
         };
-        let ids: Vec<RecordId> = records.iter().filter_map(|r| r.id).collect();
-        let matching = self.matching_ids(filter, &ids).await?;
-        for record in records {
-            match record.id {
-                Some(id) if matching.contains(&id) => pending.upserts.push(record),
-                Some(id) => pending.filtered_out.push(id),
-                None => {}
+        let mut upserts = page.upserts;
+        if let Some(filter) = self.filter {
+            let ids: Vec<RecordId> = upserts
+                .iter()
+                .flat_map(|b| b.rows.iter().map(|(id, _)| *id))
+                .collect();
+            let matching = self.matching_ids(filter, &ids).await?;
+            for batch in &mut upserts {
+                batch.rows.retain(|(id, _)| {
+                    let keep = matching.contains(id);
+                    if !keep {
+                        pending.filtered_out.push(*id);
+                    }
+                    keep
+                });
             }
         }
-        Ok(())
+        pending.upserts = upserts
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| to_client(b, self.client))
+            .collect();
+        Ok(pending)
     }
 
     fn pk(&self) -> AttributeName {
@@ -291,7 +457,10 @@ impl EntitySync<'_> {
             let query = self.restricted(self.filter, chunk, Columns::All);
             let records = self.fetch_all(query).await?;
             found.extend(records.iter().filter_map(|r| r.id));
-            pending.upserts.extend(records);
+            let batches = RecordBatch::group(records, &self.server.primary_id_attribute);
+            pending
+                .upserts
+                .extend(batches.into_iter().map(|b| to_client(b, self.client)));
         }
         for id in ids.iter().filter(|id| !found.contains(id)) {
             if self.filter.is_some() {
@@ -319,18 +488,31 @@ impl EntitySync<'_> {
         if self.protected.is_empty() {
             return;
         }
-        pending.upserts.retain_mut(|record| {
-            let Some(protection) = record.id.and_then(|id| self.protected.get(&id)) else {
-                return true;
-            };
-            match protection {
-                None => false,
-                Some(attributes) => {
-                    record.values.retain(|name, _| !attributes.contains(name));
-                    true
-                }
-            }
-        });
+        let mut partial = Vec::new();
+        for batch in &mut pending.upserts {
+            let columns = &batch.columns;
+            batch
+                .rows
+                .retain_mut(|(id, values)| match self.protected.get(id) {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(attributes)) => {
+                        // The row's other attributes, in a batch of their own.
+                        let (names, kept): (Vec<AttributeName>, Vec<Value>) = columns
+                            .iter()
+                            .cloned()
+                            .zip(std::mem::take(values))
+                            .filter(|(name, _)| !attributes.contains(name))
+                            .unzip();
+                        let mut own = RecordBatch::new(names);
+                        own.push(*id, kept);
+                        partial.push(own);
+                        false
+                    }
+                });
+        }
+        pending.upserts.retain(|b| !b.is_empty());
+        pending.upserts.extend(partial);
         for removals in [&mut pending.deleted, &mut pending.filtered_out] {
             removals.retain(|id| {
                 let keep = !self.protected.contains_key(id);
@@ -356,58 +538,9 @@ impl EntitySync<'_> {
         log: &mut RunLog,
     ) -> Result<(), SyncError> {
         self.protect(&mut pending, log);
-        let entity = &self.client.logical_name;
-        let mut set = WriteSet::new().counting_created();
-        for batch in to_batches(pending.upserts, self.client) {
-            set = set.upsert(entity.clone(), batch, UpsertMode::Upsert);
-        }
-        let upsert_ops = set.ops.len();
-        let (deleted, filtered_out) = (pending.deleted, pending.filtered_out);
-        let has_deleted = !deleted.is_empty();
-        if has_deleted {
-            set = set.delete(entity.clone(), deleted.clone(), DeleteMode::IgnoreMissing);
-        }
-        let has_filtered = !filtered_out.is_empty();
-        if has_filtered {
-            set = set.delete(entity.clone(), filtered_out.clone(), DeleteMode::IgnoreMissing);
-        }
-        set.state = state;
-        let outcome = self.store.write(set).await?;
-        figures.created += outcome.created;
-        figures.updated += outcome.updated;
-        let mut removals = outcome.op_counts.iter().skip(upsert_ops).copied();
-        let removed_deleted = if has_deleted {
-            removals.next().unwrap_or(0)
-        } else {
-            0
-        };
-        let removed_filtered = if has_filtered {
-            removals.next().unwrap_or(0)
-        } else {
-            0
-        };
-        figures.deleted += removed_deleted;
-        figures.filtered_out += removed_filtered;
-        if removed_deleted > 0 {
-            for id in deleted.iter().take(20) {
-                log.message(
-                    Level::Info,
-                    Some(self.name()),
-                    Some(*id),
-                    "removed: deleted on the server",
-                );
-            }
-        }
-        if removed_filtered > 0 {
-            for id in filtered_out.iter().take(20) {
-                log.message(
-                    Level::Info,
-                    Some(self.name()),
-                    Some(*id),
-                    "removed: no longer matches the sync filter (filtered-out)",
-                );
-            }
-        }
+        let (set, mut written) = pending.into_set(&self.client.logical_name, state);
+        written.count(&self.store.write(set).await?);
+        written.report(self.name(), figures, log);
         Ok(())
     }
 
@@ -503,7 +636,11 @@ impl EntitySync<'_> {
         );
         for chunk in wanted.chunks(IDS_PER_QUERY) {
             let query = self.restricted(self.filter, chunk, Columns::All);
-            pending.upserts.extend(self.fetch_all(query).await?);
+            let records = self.fetch_all(query).await?;
+            let batches = RecordBatch::group(records, &self.server.primary_id_attribute);
+            pending
+                .upserts
+                .extend(batches.into_iter().map(|b| to_client(b, self.client)));
             if pending.len() >= self.batch_rows {
                 self.commit(std::mem::take(&mut pending), Vec::new(), figures, log)
                     .await?;
@@ -521,26 +658,25 @@ fn modified(r: &Record) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Server records as client batches: attributes the client has, without the id and the
-/// server's `versionnumber` (the client numbers its own versions); records with the same
-/// attributes share a batch.
-pub fn to_batches(records: Vec<Record>, client: &EntityMetadata) -> Vec<RecordBatch> {
-    let mut groups: BTreeMap<Vec<AttributeName>, RecordBatch> = BTreeMap::new();
-    for record in records {
-        let Some(id) = record.id else { continue };
-        let (columns, values): (Vec<AttributeName>, Vec<Value>) = record
-            .values
-            .into_iter()
-            .filter(|(name, _)| {
-                name != &client.primary_id_attribute
-                    && name.as_str() != "versionnumber"
-                    && client.attribute(name.as_str()).is_some()
-            })
-            .unzip();
-        groups
-            .entry(columns.clone())
-            .or_insert_with(|| RecordBatch::new(columns))
-            .push(id, values);
+/// A server batch as a client batch: the attributes the client has, without the server's
+/// `versionnumber` (the client numbers its own versions). Values are moved, not copied.
+fn to_client(mut batch: RecordBatch, client: &EntityMetadata) -> RecordBatch {
+    let dropped: Vec<usize> = batch
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| {
+            name.as_str() == "versionnumber"
+                || name == &&client.primary_id_attribute
+                || client.attribute(name.as_str()).is_none()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    for i in dropped.iter().rev() {
+        batch.columns.remove(*i);
+        for (_, values) in &mut batch.rows {
+            values.remove(*i);
+        }
     }
-    groups.into_values().collect()
+    batch
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crmsync_model::{AttributeName, EntityMetadata, Record, RecordId};
+use crmsync_model::{AttributeName, EntityMetadata, Record, RecordBatch, RecordId};
 use crmsync_query::{EvalContext, Query};
 use crmsync_store::{
     Change, ChangeCursor, DeleteMode, OrgStore, PageCursor, PageRequest, StoreError, UpsertMode, WriteSet,
@@ -121,7 +121,7 @@ impl Connector for LocalConnector {
             Continuation::Done(page.next.after.to_string())
         };
         Ok(ChangesPage {
-            upserts,
+            upserts: RecordBatch::group(upserts, &entity.primary_id_attribute),
             deletes,
             next,
         })

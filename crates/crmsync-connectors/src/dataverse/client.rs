@@ -32,7 +32,8 @@ use serde_json::Value as Json;
 
 use super::auth::Auth;
 use super::config::{Backend, DataverseConfig};
-use super::mapping::{self, DeltaEntry, LOOKUP_NAME};
+use super::decode;
+use super::mapping::{self, LOOKUP_NAME};
 use super::retry::RetryPolicy;
 use super::transport::{Request, Transport, http_client};
 use super::write;
@@ -242,20 +243,14 @@ impl Connector for DataverseConnector {
             "odata.track-changes,odata.maxpagesize={},odata.include-annotations=\"{LOOKUP_NAME}\"",
             page_size.max(1)
         );
-        let json = self.transport.get_json(&url, Some(&prefer)).await?;
-        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
-        for entry in values(&json)? {
-            match mapping::delta_entry(entity, entry)? {
-                DeltaEntry::Upsert(record) => upserts.push(record),
-                DeltaEntry::Delete(id) => deletes.push(id),
-            }
-        }
-        let link = |key: &str| json.get(key).and_then(Json::as_str);
-        let next = if let Some(next) = link("@odata.nextLink") {
-            self.server_link(next)?;
-            Continuation::More(next.to_owned())
-        } else if let Some(delta) = link("@odata.deltaLink") {
-            let token = delta_token(&self.server_link(delta)?)
+        let body = self.transport.get(&url, Some(&prefer)).await?;
+        let page = decode::page(entity, &body)?;
+        drop(body);
+        let next = if let Some(next) = page.next_link {
+            self.server_link(&next)?;
+            Continuation::More(next)
+        } else if let Some(delta) = page.delta_link {
+            let token = delta_token(&self.server_link(&delta)?)
                 .ok_or_else(|| SyncError::Protocol(format!("the delta link has no $deltatoken: {delta}")))?;
             Continuation::Done(token)
         } else {
@@ -264,9 +259,10 @@ impl Connector for DataverseConnector {
                 entity.entity_set_name
             )));
         };
+        let (upserts, deletes) = (page.records, page.deletes);
         tracing::debug!(
             entity = %entity.logical_name,
-            upserts = upserts.len(),
+            upserts = upserts.iter().map(|b| b.len()).sum::<usize>(),
             deletes = deletes.len(),
             more = matches!(next, Continuation::More(_)),
             "change-tracking page read"
@@ -288,19 +284,16 @@ impl Connector for DataverseConnector {
         let xml = to_fetchxml(query).map_err(|e| SyncError::Invalid(e.to_string()))?;
         let url = self.url(&entity.entity_set_name, &[("fetchXml", &xml)])?;
         let prefer = "odata.include-annotations=\"Microsoft.Dynamics.CRM.*\"";
-        let json = self.transport.get_json(&url, Some(prefer)).await?;
-        let records = values(&json)?
-            .iter()
-            .map(|r| mapping::record_from_json(entity, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = json
-            .get("@Microsoft.Dynamics.CRM.morerecords")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
-        let paging_cookie = json
-            .get("@Microsoft.Dynamics.CRM.fetchxmlpagingcookie")
-            .and_then(Json::as_str)
-            .and_then(mapping::paging_cookie);
+        let body = self.transport.get(&url, Some(prefer)).await?;
+        let page = decode::page(entity, &body)?;
+        drop(body);
+        let records = page
+            .records
+            .into_iter()
+            .flat_map(|batch| batch.into_records(&entity.primary_id_attribute))
+            .collect();
+        let more = page.more_records;
+        let paging_cookie = page.paging_cookie.as_deref().and_then(mapping::paging_cookie);
         Ok(FetchPage {
             records,
             more,

@@ -1,5 +1,6 @@
-//! Dataverse JSON to crmsync's model: `EntityDefinitions` to [`EntityMetadata`], records
-//! and delta entries to typed [`Record`]s, and the FetchXML paging cookie annotation.
+//! Dataverse JSON to crmsync's model: `EntityDefinitions` to [`EntityMetadata`], `$select`
+//! lists, and the FetchXML paging cookie annotation. Records are decoded by
+//! [`super::decode`], by the same rules.
 //!
 //! Dataverse returns far more than crmsync models, so the mapping is lenient where that is
 //! safe and strict where it is not:
@@ -19,12 +20,11 @@
 use std::collections::HashMap;
 
 use crmsync_model::{
-    AttributeMetadata, AttributeName, AttributeType, EntityMetadata, EntityName, EntityReference,
-    OptionMetadata, OptionSet, Record, RecordId, Value,
+    AttributeMetadata, AttributeName, AttributeType, EntityMetadata, EntityName, OptionMetadata, OptionSet,
 };
 use crmsync_sync::SyncError;
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 /// The annotation naming a lookup value's entity.
 pub const LOOKUP_NAME: &str = "Microsoft.Dynamics.CRM.lookuplogicalname";
@@ -244,107 +244,6 @@ pub fn select_list(entity: &EntityMetadata, columns: &[AttributeName]) -> Result
         });
     }
     Ok(Some(items.join(",")))
-}
-
-fn protocol(entity: &EntityMetadata, what: impl std::fmt::Display) -> SyncError {
-    SyncError::Protocol(format!("{}: {what}", entity.logical_name))
-}
-
-/// A lookup value from `_x_value` and its target annotation (or the lookup's only target).
-fn lookup_value(
-    entity: &EntityMetadata,
-    attr: &AttributeMetadata,
-    obj: &Map<String, Json>,
-    key: &str,
-) -> Result<Value, SyncError> {
-    let id = match &obj[key] {
-        Json::Null => return Ok(Value::Null),
-        Json::String(s) => {
-            RecordId::parse(s).map_err(|_| protocol(entity, format!("{key} is not a GUID: '{s}'")))?
-        }
-        other => return Err(protocol(entity, format!("{key} is not a GUID: {other}"))),
-    };
-    let AttributeType::Lookup { targets } = &attr.attribute_type else {
-        return Err(protocol(entity, format!("{key} is not a lookup")));
-    };
-    let target = match obj.get(&format!("{key}@{LOOKUP_NAME}")).and_then(Json::as_str) {
-        Some(name) => EntityName::parse(name).map_err(|e| protocol(entity, e))?,
-        None if targets.len() == 1 => targets[0].clone(),
-        None => {
-            return Err(protocol(
-                entity,
-                format!("{key} has several possible targets and the server did not name one"),
-            ));
-        }
-    };
-    Value::Lookup(EntityReference { entity: target, id })
-        .coerce(&attr.attribute_type)
-        .map_err(|e| protocol(entity, format!("{}: {e}", attr.logical_name)))
-}
-
-/// A record of `entity` from its JSON object. The primary id is the record's id and also a
-/// value (as stores read records); properties that are not attributes are ignored.
-pub fn record_from_json(entity: &EntityMetadata, json: &Json) -> Result<Record, SyncError> {
-    let obj = json
-        .as_object()
-        .ok_or_else(|| protocol(entity, "a record is not a JSON object"))?;
-    let mut record = Record::default();
-    for (key, raw) in obj {
-        if key.contains('@') || key.contains('.') {
-            continue;
-        }
-        if let Some(name) = key.strip_prefix('_').and_then(|k| k.strip_suffix("_value")) {
-            if let Some(attr) = entity.attribute(name) {
-                let value = lookup_value(entity, attr, obj, key)?;
-                record.values.insert(attr.logical_name.clone(), value);
-            }
-            continue;
-        }
-        let Some(attr) = entity.attribute(key) else {
-            continue;
-        };
-        if matches!(attr.attribute_type, AttributeType::Lookup { .. }) {
-            continue;
-        }
-        let value = Value::from_json(raw, &attr.attribute_type)
-            .map_err(|e| protocol(entity, format!("{key}: {e}")))?;
-        if attr.logical_name == entity.primary_id_attribute
-            && let Value::Guid(id) = value
-        {
-            record.id = Some(id);
-        }
-        record.values.insert(attr.logical_name.clone(), value);
-    }
-    if record.id.is_none() {
-        return Err(protocol(
-            entity,
-            format!("a record without its {}", entity.primary_id_attribute),
-        ));
-    }
-    Ok(record)
-}
-
-/// One entry of a change-tracking page.
-#[derive(Debug, PartialEq)]
-pub enum DeltaEntry {
-    Upsert(Record),
-    Delete(RecordId),
-}
-
-/// A delta entry: a `$deletedEntity` (or `reason` "deleted") entry with its `id`, or a record.
-pub fn delta_entry(entity: &EntityMetadata, json: &Json) -> Result<DeltaEntry, SyncError> {
-    let deleted = json
-        .get("@odata.context")
-        .and_then(Json::as_str)
-        .is_some_and(|c| c.ends_with("$deletedEntity"))
-        || json.get("reason").and_then(Json::as_str) == Some("deleted");
-    if !deleted {
-        return record_from_json(entity, json).map(DeltaEntry::Upsert);
-    }
-    let id = json.get("id").and_then(Json::as_str).unwrap_or_default();
-    RecordId::parse(id)
-        .map(DeltaEntry::Delete)
-        .map_err(|_| protocol(entity, format!("a deleted entry with id '{id}'")))
 }
 
 fn xml_unescape(s: &str) -> String {

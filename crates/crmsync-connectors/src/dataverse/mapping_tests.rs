@@ -3,10 +3,36 @@
 
 use std::str::FromStr;
 
+use crmsync_model::{EntityReference, Record, RecordId, Value};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::*;
+use crate::dataverse::decode;
+
+/// One entry decoded as the only entry of a page.
+fn decode_one(e: &EntityMetadata, entry: &Json) -> Result<decode::Page, SyncError> {
+    decode::page(e, &serde_json::to_vec(&json!({ "value": [entry] })).unwrap())
+}
+
+fn record_from_json(e: &EntityMetadata, entry: &Json) -> Result<Record, SyncError> {
+    let batch = decode_one(e, entry)?.records.remove(0);
+    Ok(batch.into_records(&e.primary_id_attribute).remove(0))
+}
+
+#[derive(Debug, PartialEq)]
+enum DeltaEntry {
+    Upsert(Record),
+    Delete(RecordId),
+}
+
+fn delta_entry(e: &EntityMetadata, entry: &Json) -> Result<DeltaEntry, SyncError> {
+    let mut page = decode_one(e, entry)?;
+    Ok(match page.deletes.pop() {
+        Some(id) => DeltaEntry::Delete(id),
+        None => DeltaEntry::Upsert(record_from_json(e, entry)?),
+    })
+}
 
 fn label(text: &str) -> Json {
     json!({"LocalizedLabels": [{"Label": text, "LanguageCode": 1033}], "UserLocalizedLabel": {"Label": text, "LanguageCode": 1033}})
@@ -223,6 +249,49 @@ fn delta_entries_and_select_lists() {
     );
     assert_eq!(select_list(&e, &[]).unwrap(), None);
     assert!(select_list(&e, &[AttributeName::parse("nosuch").unwrap()]).is_err());
+}
+
+#[test]
+fn pages_keep_links_and_group_records_by_the_attributes_they_have() {
+    let e = account();
+    let (a, b, c, gone) = (
+        RecordId::new_random(),
+        RecordId::new_random(),
+        RecordId::new_random(),
+        RecordId::new_random(),
+    );
+    let body = format!(
+        r#"{{"@odata.context":"x","value":[
+            {{"accountid":"{a}","name":"A"}},
+            {{"@odata.context":"x/$deletedEntity","id":"{gone}","reason":"deleted"}},
+            {{"accountid":"{b}","name":"B","revenue":1.5}},
+            {{"accountid":"{c}","name":"C"}}],
+          "@odata.nextLink":"https://x/next","@Microsoft.Dynamics.CRM.morerecords":true}}"#
+    );
+    let page = decode::page(&e, body.as_bytes()).unwrap();
+    assert_eq!(page.deletes, vec![gone]);
+    assert_eq!(page.next_link.as_deref(), Some("https://x/next"));
+    assert!(page.more_records && page.delta_link.is_none());
+    let shapes: Vec<(Vec<&str>, Vec<RecordId>)> = page
+        .records
+        .iter()
+        .map(|batch| {
+            let columns = batch.columns.iter().map(|c| c.as_str()).collect();
+            (columns, batch.rows.iter().map(|(id, _)| *id).collect())
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![(vec!["name"], vec![a, c]), (vec!["name", "revenue"], vec![b])]
+    );
+    assert!(matches!(
+        decode::page(&e, b"{\"value\":[1]}"),
+        Err(SyncError::Protocol(_))
+    ));
+    assert!(
+        matches!(decode::page(&e, b"{\"other\":[]}"), Err(SyncError::Protocol(m)) if m.contains("'value'"))
+    );
+    assert!(matches!(decode::page(&e, b"<html>"), Err(SyncError::Protocol(m)) if m.contains("not JSON")));
 }
 
 #[test]

@@ -5,13 +5,15 @@
 //! - `transport`: the HTTP client (no redirects, public addresses only), GET with retries,
 //!   HTTP failures as `SyncError`s;
 //! - `retry`: the backoff schedule and `Retry-After` (pure);
-//! - `mapping`: Dataverse JSON to entity metadata and typed records;
+//! - `mapping`: Dataverse JSON to entity metadata, `$select` lists, paging cookies;
+//! - `decode`: record pages decoded from the response bytes into typed batches;
 //! - `write`: client changes as a `$batch`, and its answers;
 //! - `client`: [`DataverseConnector`], the `Connector` implementation.
 
 mod auth;
 mod client;
 mod config;
+pub mod decode;
 pub mod mapping;
 mod retry;
 mod transport;

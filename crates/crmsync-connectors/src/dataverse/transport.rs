@@ -171,8 +171,14 @@ pub struct Transport {
 impl Transport {
     /// GETs `url` and parses the JSON answer, retrying as the module header says.
     pub async fn get_json(&self, url: &Url, prefer: Option<&str>) -> Result<Json, SyncError> {
-        let (_, body) = self.send(&Request::get(url, prefer)).await?;
+        let body = self.get(url, prefer).await?;
         serde_json::from_slice(&body).map_err(|e| SyncError::Protocol(format!("the answer is not JSON: {e}")))
+    }
+
+    /// GETs `url` and returns the body of the successful answer, retrying as the module
+    /// header says.
+    pub async fn get(&self, url: &Url, prefer: Option<&str>) -> Result<Vec<u8>, SyncError> {
+        Ok(self.send(&Request::get(url, prefer)).await?.1)
     }
 
     /// Sends `request` and returns the content type and body of its 2xx answer, retrying as

@@ -1,7 +1,10 @@
 //! A real crmsync server on a loopback port, with one org `acme` holding the sample CRM
-//! entities and records, and connectors configured for it.
+//! entities and records, and connectors configured for it. Its storage is SQLite, or
+//! PostgreSQL with the `postgres-tests` feature (`CRMSYNC_TEST_DATABASE_URL`).
 
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,25 +14,42 @@ use crmsync_model::{EntityMetadata, MetadataChange, OrgName, Record};
 use crmsync_sample::{SampleEntity, SampleGenerator, crm_entities};
 use crmsync_server::{AppState, ServerConfig};
 use crmsync_store::{Catalog, ListRequest, NewUser, OrgStore, Role, UpsertMode, WriteSet};
-use crmsync_store_sqlite::SqliteCatalog;
 
 pub const ADMIN: (&str, &str) = ("admin@acme.example", "acme-password");
 /// Accounts in the sample data (contacts and tasks twice as many).
 pub const ACCOUNTS: u64 = 20;
+
+#[cfg(not(feature = "postgres-tests"))]
+async fn storage() -> (Box<dyn std::any::Any + Send>, Arc<dyn Catalog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = crmsync_store_sqlite::SqliteCatalog::open(dir.path())
+        .await
+        .unwrap();
+    (Box::new(dir), Arc::new(catalog))
+}
+
+#[cfg(feature = "postgres-tests")]
+async fn storage() -> (Box<dyn std::any::Any + Send>, Arc<dyn Catalog>) {
+    let db = crmsync_store_postgres::testing::TestDatabase::fresh();
+    let catalog = db.catalog().await;
+    (Box::new(db), Arc::new(catalog))
+}
 
 pub struct TestServer {
     /// `http://127.0.0.1:port`.
     pub url: String,
     pub catalog: Arc<dyn Catalog>,
     pub store: Arc<dyn OrgStore>,
-    _dir: tempfile::TempDir,
+    /// The listening address of the server.
+    pub addr: std::net::SocketAddr,
+    /// Keeps the storage alive (a temporary directory, or a PostgreSQL namespace).
+    _storage: Box<dyn std::any::Any + Send>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await.unwrap());
+        let (storage, catalog) = storage().await;
         let acme = OrgName::parse("acme").unwrap();
         let admin = NewUser {
             email: ADMIN.0.into(),
@@ -53,7 +73,8 @@ impl TestServer {
             }
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(catalog.clone(), ServerConfig::default());
         tokio::spawn(crmsync_server::serve(listener, state, async {
@@ -63,7 +84,8 @@ impl TestServer {
             url,
             catalog,
             store,
-            _dir: dir,
+            addr,
+            _storage: storage,
             _shutdown: tx,
         }
     }

@@ -480,6 +480,63 @@ pub async fn state_is_committed_with_records(b: &impl TestBackend) {
     assert_eq!(store.state("token").await.unwrap(), None);
 }
 
+pub async fn bulk_writes_commit_together_or_not_at_all(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let thing = entity_name("thing");
+    let rec = |name: &str| Record::new(RecordId::new_random()).with("name", Value::String(name.into()));
+    let (a, b2, c) = (rec("a"), rec("b"), rec("c"));
+
+    // Dropped without a commit: nothing of its sets is stored.
+    let mut bulk = store.begin_bulk().await.unwrap();
+    bulk.write(WriteSet::new().record(thing.clone(), a.clone(), UpsertMode::Upsert))
+        .await
+        .unwrap();
+    drop(bulk);
+    assert_eq!(store.count(&thing).await.unwrap(), 0);
+
+    // Committed: every set, with the state of the last one, and versions in order.
+    let mut bulk = store.begin_bulk().await.unwrap();
+    let first = bulk
+        .write(
+            WriteSet::new()
+                .record(thing.clone(), a.clone(), UpsertMode::Upsert)
+                .counting_created(),
+        )
+        .await
+        .unwrap();
+    let second = bulk
+        .write(
+            WriteSet::new()
+                .record(thing.clone(), b2.clone(), UpsertMode::Upsert)
+                .delete(thing.clone(), vec![a.id.unwrap()], DeleteMode::MustExist)
+                .set_state("token", Some("t1".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.created, second.updated, second.deleted), (1, 1, 1));
+    assert!(second.first_version > first.last_version);
+    bulk.commit().await.unwrap();
+    assert_eq!(store.count(&thing).await.unwrap(), 1);
+    assert_eq!(store.state("token").await.unwrap().as_deref(), Some("t1"));
+
+    // A set that fails ends the bulk write; the sets before it are rolled back with it.
+    let mut bulk = store.begin_bulk().await.unwrap();
+    bulk.write(WriteSet::new().record(thing.clone(), c.clone(), UpsertMode::Upsert))
+        .await
+        .unwrap();
+    let missing = WriteSet::new().delete(thing.clone(), vec![RecordId::new_random()], DeleteMode::MustExist);
+    assert!(matches!(bulk.write(missing).await, Err(StoreError::NotFound(_))));
+    assert!(bulk.commit().await.is_err());
+    assert_eq!(store.count(&thing).await.unwrap(), 1);
+    // The org is writable again afterwards.
+    store
+        .write(WriteSet::new().record(thing.clone(), c, UpsertMode::Upsert))
+        .await
+        .unwrap();
+    assert_eq!(store.count(&thing).await.unwrap(), 2);
+}
+
 pub async fn outcomes_count_rows_per_op_and_state_lists_by_prefix(b: &impl TestBackend) {
     let catalog = b.catalog().await;
     let store = org_with_thing(&*catalog, "acme").await;

@@ -104,7 +104,17 @@ fn changes(mix: &Mix, existing: &SampleGenerator, chunk: usize) -> Vec<Vec<Clien
                     entity: account.clone(),
                     id,
                     operation: Operation::Create,
-                    values: batch.columns.iter().cloned().zip(values).collect(),
+                    // The benchmark's orgs hold accounts only: lookups to contacts are empty.
+                    values: batch
+                        .columns
+                        .iter()
+                        .cloned()
+                        .zip(values)
+                        .map(|(c, v)| match v {
+                            Value::Lookup(_) => (c, Value::Null),
+                            v => (c, v),
+                        })
+                        .collect(),
                 })
                 .collect(),
         );
@@ -151,18 +161,21 @@ async fn apply_raw(store: &dyn OrgStore, chunks: &[Vec<ClientChange>]) -> anyhow
             .filter(|c| c.operation == Operation::Delete)
             .map(|c| c.id)
             .collect();
-        let mut upserts: Option<(RecordBatch, UpsertMode)> = None;
+        let mut upserts: std::collections::BTreeMap<(Vec<AttributeName>, bool), RecordBatch> =
+            Default::default();
         for c in chunk.iter().filter(|c| c.operation != Operation::Delete) {
-            let mode = if c.operation == Operation::Create {
+            let columns: Vec<AttributeName> = c.values.keys().cloned().collect();
+            upserts
+                .entry((columns.clone(), c.operation == Operation::Create))
+                .or_insert_with(|| RecordBatch::new(columns))
+                .push(c.id, c.values.values().cloned().collect());
+        }
+        for ((_, create), batch) in upserts {
+            let mode = if create {
                 UpsertMode::Upsert
             } else {
                 UpsertMode::UpdateOnly
             };
-            let (batch, _) =
-                upserts.get_or_insert_with(|| (RecordBatch::new(c.values.keys().cloned().collect()), mode));
-            batch.push(c.id, c.values.values().cloned().collect());
-        }
-        if let Some((batch, mode)) = upserts {
             set = set.upsert(account.clone(), batch, mode);
         }
         if !deletes.is_empty() {

@@ -594,3 +594,33 @@ async fn batches_need_the_org_credentials() {
     error(r, 401).await;
     assert_eq!(count(&s, "account").await, before);
 }
+
+#[tokio::test]
+async fn independent_writes_answer_one_by_one_even_when_stored_together() {
+    let s = TestServer::start().await;
+    let before = count(&s, "account").await;
+    let id = "5b0c1a2e-0000-4000-8000-0000000000aa";
+    let missing = "5b0c1a2e-0000-4000-8000-0000000000bb";
+    let body = BatchBody::new()
+        .request(op("POST", "accounts").body(json!({"name": "one"})))
+        .request(op("PATCH", format!("accounts({id})")).body(json!({"name": "first"})))
+        .request(op("POST", "accounts").body(json!({"name": "two"})))
+        // The same record again: it sees the write before it.
+        .request(op("PATCH", format!("accounts({id})")).body(json!({"name": "second"})))
+        .request(op("DELETE", format!("accounts({missing})")))
+        .request(op("POST", "accounts").body(json!({"name": "three"})))
+        .finish("\r\n");
+    let (status, _, items) = send(&s, Some("odata.continue-on-error"), body).await;
+    assert_eq!(status, 200);
+    let statuses: Vec<u16> = items.iter().map(|i| i.single().status).collect();
+    assert_eq!(statuses, [204, 204, 204, 204, 404, 204]);
+    assert_eq!(count(&s, "account").await, before + 4);
+    let record = json(
+        s.get("acme", &format!("accounts({id})"), ACME_ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(record["name"], "second");
+}

@@ -483,11 +483,11 @@ async fn lost_answers_do_not_duplicate_and_a_later_run_finishes_the_upload() {
 
     // Every answer of a run is lost: the server applied the writes, the client could not
     // know, so they stay Pending; the next run sends them again, harmlessly.
-    for i in 0..3 {
+    for (i, id) in created.iter().take(3).enumerate() {
         let r = p
             .client_write(
                 reqwest::Method::PATCH,
-                &format!("accounts({})", created[i]),
+                &format!("accounts({id})"),
                 Some(json!({"name": format!("Second {i}")})),
             )
             .await;

@@ -81,6 +81,57 @@ impl WriteSet {
         self
     }
 
+    /// The same writes in fewer ops: adjacent upserts of one entity with the same mode and
+    /// columns become one batch (unless a record would appear twice in it), adjacent deletes
+    /// of one entity with the same mode one list. Bulk statements then write them, instead
+    /// of one statement per record. `WriteOutcome::op_counts` are per op of the result.
+    pub fn coalesced(mut self) -> Self {
+        let mut ops: Vec<WriteOp> = Vec::with_capacity(self.ops.len());
+        let mut ids_of_last = std::collections::HashSet::new();
+        for op in std::mem::take(&mut self.ops) {
+            match (ops.last_mut(), op) {
+                (
+                    Some(WriteOp::Upsert { entity, batch, mode }),
+                    WriteOp::Upsert {
+                        entity: e,
+                        batch: b,
+                        mode: m,
+                    },
+                ) if *entity == e
+                    && *mode == m
+                    && batch.columns == b.columns
+                    && b.rows.iter().all(|(id, _)| !ids_of_last.contains(id)) =>
+                {
+                    ids_of_last.extend(b.rows.iter().map(|(id, _)| *id));
+                    batch.rows.extend(b.rows);
+                }
+                (
+                    Some(WriteOp::Delete { entity, ids, mode }),
+                    WriteOp::Delete {
+                        entity: e,
+                        ids: i,
+                        mode: m,
+                    },
+                ) if *entity == e && *mode == m && i.iter().all(|id| !ids_of_last.contains(id)) => {
+                    ids_of_last.extend(i.iter().copied());
+                    ids.extend(i);
+                }
+                (_, op) => {
+                    ids_of_last.clear();
+                    match &op {
+                        WriteOp::Upsert { batch, .. } => {
+                            ids_of_last.extend(batch.rows.iter().map(|(id, _)| *id))
+                        }
+                        WriteOp::Delete { ids, .. } => ids_of_last.extend(ids.iter().copied()),
+                    }
+                    ops.push(op);
+                }
+            }
+        }
+        self.ops = ops;
+        self
+    }
+
     /// Number of versions the set consumes: one per upserted row and per delete.
     pub fn row_count(&self) -> usize {
         self.ops
@@ -107,4 +158,73 @@ pub struct WriteOutcome {
     /// found, per op). Empty when nothing was written.
     pub first_version: Option<Version>,
     pub last_version: Option<Version>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_model::{AttributeName, Value};
+
+    fn one(entity: &str, id: RecordId, columns: &[&str], mode: UpsertMode) -> WriteOp {
+        let mut batch = RecordBatch::new(columns.iter().map(|c| AttributeName::parse(c).unwrap()).collect());
+        batch.push(id, columns.iter().map(|_| Value::Null).collect());
+        WriteOp::Upsert {
+            entity: EntityName::parse(entity).unwrap(),
+            batch,
+            mode,
+        }
+    }
+
+    #[test]
+    fn adjacent_like_writes_coalesce_and_repeated_records_do_not() {
+        let (a, b, c) = (
+            RecordId::new_random(),
+            RecordId::new_random(),
+            RecordId::new_random(),
+        );
+        let account = EntityName::parse("account").unwrap();
+        let set = WriteSet {
+            ops: vec![
+                one("account", a, &["name"], UpsertMode::Upsert),
+                one("account", b, &["name"], UpsertMode::Upsert),
+                // Same record again: a new op, so it applies after the first.
+                one("account", a, &["name"], UpsertMode::Upsert),
+                one("account", c, &["name", "revenue"], UpsertMode::Upsert),
+                one("contact", c, &["name", "revenue"], UpsertMode::Upsert),
+                one("contact", a, &["name", "revenue"], UpsertMode::UpdateOnly),
+                WriteOp::Delete {
+                    entity: account.clone(),
+                    ids: vec![a],
+                    mode: DeleteMode::MustExist,
+                },
+                WriteOp::Delete {
+                    entity: account.clone(),
+                    ids: vec![b],
+                    mode: DeleteMode::MustExist,
+                },
+            ],
+            ..WriteSet::default()
+        }
+        .coalesced();
+        let shape: Vec<(String, usize)> = set
+            .ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Upsert { entity, batch, .. } => (entity.to_string(), batch.len()),
+                WriteOp::Delete { entity, ids, .. } => (format!("-{entity}"), ids.len()),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("account".to_string(), 2),
+                ("account".to_string(), 1),
+                ("account".to_string(), 1),
+                ("contact".to_string(), 1),
+                ("contact".to_string(), 1),
+                ("-account".to_string(), 2),
+            ]
+        );
+        assert_eq!(set.row_count(), 8);
+    }
 }

@@ -59,6 +59,14 @@ pub struct Upload<'a> {
     pub backoff: Duration,
 }
 
+/// A transaction with its entity and its changed and original values, typed.
+type Decoded<'a> = (
+    &'a Transaction,
+    &'a EntityMetadata,
+    BTreeMap<AttributeName, Value>,
+    BTreeMap<AttributeName, Value>,
+);
+
 /// What happened to one round's transactions.
 #[derive(Default)]
 struct RoundResult {
@@ -258,7 +266,15 @@ impl Upload<'_> {
             return Ok(result);
         }
         let writes: Vec<ServerWrite> = sends.iter().map(|(_, w)| w.clone()).collect();
-        let answers = match self.connector.write(entities, &writes, false).await {
+        let server_entities;
+        let described = if unknown_targets(entities, &writes) {
+            // A lookup to an entity the client does not sync: the server's metadata names it.
+            server_entities = self.connector.entities().await?;
+            &server_entities[..]
+        } else {
+            entities
+        };
+        let answers = match self.connector.write(described, &writes, false).await {
             Ok(answers) => answers,
             Err(e) => {
                 // Nothing is known of this round: it stays Pending, and the phase stops.
@@ -313,12 +329,7 @@ impl Upload<'_> {
     /// The server's current values of the attributes the round's updates change.
     async fn server_values(
         &self,
-        decoded: &[(
-            &Transaction,
-            &EntityMetadata,
-            BTreeMap<AttributeName, Value>,
-            BTreeMap<AttributeName, Value>,
-        )],
+        decoded: &[Decoded<'_>],
     ) -> Result<HashMap<(EntityName, RecordId), BTreeMap<AttributeName, Value>>, SyncError> {
         let mut wanted: BTreeMap<&EntityName, (&EntityMetadata, HashSet<AttributeName>, Vec<RecordId>)> =
             BTreeMap::new();
@@ -386,4 +397,12 @@ fn fail(
         attempts: t.attempts + 1,
         error: Some(message),
     });
+}
+
+/// Whether some lookup value of `writes` targets an entity `entities` does not describe.
+pub fn unknown_targets(entities: &[EntityMetadata], writes: &[ServerWrite]) -> bool {
+    writes.iter().flat_map(|w| w.values.values()).any(|v| match v {
+        Value::Lookup(r) => !entities.iter().any(|e| e.logical_name == r.entity),
+        _ => false,
+    })
 }

@@ -298,9 +298,7 @@ pub fn results(answers: &[PartAnswer], count: usize, atomic: bool) -> Result<Wri
         let why = failure(&answers[0]);
         return Ok((1..=count)
             .map(|i| {
-                if i == failed {
-                    Err(why.clone())
-                } else if matches!(why, WriteFailure::Retryable(_)) {
+                if i == failed || matches!(why, WriteFailure::Retryable(_)) {
                     Err(why.clone())
                 } else {
                     Err(WriteFailure::Rejected {

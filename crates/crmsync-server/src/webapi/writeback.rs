@@ -50,8 +50,11 @@ impl From<ApiError> for WriteError {
 /// token); replaced when the connection changes.
 #[derive(Default)]
 pub struct ConnectorCache {
-    entries: Mutex<HashMap<OrgName, (String, Arc<dyn Connector>)>>,
+    entries: Mutex<HashMap<OrgName, Cached>>,
 }
+
+/// A connector, and the connection fields it was built from.
+type Cached = (String, Arc<dyn Connector>);
 
 impl ConnectorCache {
     pub fn get(
@@ -103,6 +106,7 @@ pub async fn store(ctx: &Ctx, plans: &[WritePlan], count_created: bool) -> Resul
         writes.ops.extend(p.writes.ops.iter().cloned());
     }
     writes.count_created = count_created;
+    let mut writes = writes.coalesced();
     if writes.ops.is_empty() {
         return Ok(WriteOutcome::default());
     }
@@ -166,7 +170,7 @@ async fn forward(ctx: &Ctx, conn: &Connection, plans: &[&WritePlan]) -> Result<(
         .state
         .connectors
         .get(&ctx.caller.org, conn, &ctx.state.config.secrets_key)?;
-    let entities = ctx.caller.store.entities().await?;
+    let mut entities = ctx.caller.store.entities().await?;
     let writes: Vec<ServerWrite> = plans
         .iter()
         .map(|p| ServerWrite {
@@ -182,6 +186,10 @@ async fn forward(ctx: &Ctx, conn: &Connection, plans: &[&WritePlan]) -> Result<(
             values: plan_values(p),
         })
         .collect();
+    if crmsync_sync::upload::unknown_targets(&entities, &writes) {
+        // A lookup to an entity the client does not sync: the server's metadata names it.
+        entities = connector.entities().await.map_err(unreachable)?;
+    }
     let results = connector
         .write(&entities, &writes, writes.len() > 1)
         .await

@@ -95,7 +95,11 @@ async fn plan_and_write(ctx: &Ctx, parts: Vec<PartRequest>) -> Result<Vec<Planne
     }
 }
 
-async fn plan(ctx: &Ctx, entities: &[EntityMetadata], request: &ApiRequest) -> Result<WritePlan, ApiError> {
+pub(super) async fn plan(
+    ctx: &Ctx,
+    entities: &[EntityMetadata],
+    request: &ApiRequest,
+) -> Result<WritePlan, ApiError> {
     match (&request.method, Resource::parse(&request.path)?) {
         (&Method::POST, Resource::Collection(set)) => records::plan_create(entities, request, &set),
         (&Method::PATCH, Resource::Record { set, id }) => {

@@ -1,7 +1,8 @@
 //! `POST $batch`: many Web API requests in one `multipart/mixed` body, as Dataverse takes them.
 //!
 //! Items run in order. A request outside change sets goes through [`execute`] like any
-//! other request; a change set (`changeset`) is stored atomically in one write set. Without
+//! other request (with `odata.continue-on-error`, a run of independent writes is first tried
+//! as one store transaction, see `group`); a change set (`changeset`) is stored atomically in one write set. Without
 //! `Prefer: odata.continue-on-error` the batch stops at the first failed item, and the
 //! response — the answers so far — carries that item's status, as Dataverse's does; with it,
 //! every item runs and the batch answers 200.
@@ -13,6 +14,7 @@
 //! references), `changeset` (plan, then one write), `response` (items to multipart).
 
 mod changeset;
+mod group;
 mod parse;
 mod response;
 mod target;
@@ -45,8 +47,24 @@ pub async fn handle(ctx: &Ctx, request: &ApiRequest) -> Result<Response, ApiErro
     );
     let mut answers = Vec::with_capacity(items.len());
     let mut status = StatusCode::OK;
-    for item in items {
+    let mut items = items.into_iter().peekable();
+    while let Some(item) = items.next() {
         let answer = match item {
+            BatchItem::Request(part) if continue_on_error && group::groupable(&part) => {
+                // A run of independent writes: stored together when they all succeed.
+                let mut run = vec![part];
+                while let Some(BatchItem::Request(next)) = items.peek()
+                    && group::groupable(next)
+                    && run.len() < group::MAX_GROUP
+                {
+                    let Some(BatchItem::Request(next)) = items.next() else {
+                        unreachable!("peeked a request")
+                    };
+                    run.push(next);
+                }
+                answers.extend(group::run(ctx, run).await.into_iter().map(ItemResponse::Single));
+                continue;
+            }
             BatchItem::Request(part) => ItemResponse::Single(run_request(ctx, part).await),
             BatchItem::ChangeSet(parts) => changeset::run(ctx, parts).await,
         };
@@ -111,7 +129,7 @@ fn continue_on_error(headers: &HeaderMap) -> bool {
 }
 
 /// A request outside change sets, through the same [`execute`] as a direct request.
-async fn run_request(ctx: &Ctx, part: PartRequest) -> PartResponse {
+pub(super) async fn run_request(ctx: &Ctx, part: PartRequest) -> PartResponse {
     let content_id = part.content_id.clone();
     let result = match target::api_request(ctx.caller.org.as_str(), part, None) {
         Ok(request) if matches!(Resource::parse(&request.path), Ok(Resource::Batch)) => Err(

@@ -91,6 +91,8 @@ fn check_link(ctx: &Context, link: &Link) -> Option<String> {
 
 struct Shown {
     editor: Editor,
+    /// Whether each condition's check is shown (after Save; not while editing).
+    checked: bool,
     xml_only: Option<String>,
     /// The FetchXML in the text box (the editor's, or the stored text it cannot show).
     xml: String,
@@ -107,7 +109,8 @@ fn render_page(
 ) -> Response {
     let entity = ctx.entity.logical_name.to_string();
     let label = super::entities::label(&ctx.entity);
-    let check = |link: Option<&Link>, c: &Cond| check_condition(ctx, link, c);
+    let checked = shown.checked;
+    let check = |link: Option<&Link>, c: &Cond| checked.then(|| check_condition(ctx, link, c)).flatten();
     let link_error = |l: &Link| check_link(ctx, l);
     let rows = if shown.xml_only.is_some() {
         Vec::new()
@@ -135,6 +138,7 @@ fn stored(ctx: &Context) -> Shown {
     let Some(xml) = ctx.conn.settings.filters.get(&ctx.entity.logical_name) else {
         return Shown {
             editor: Editor::default(),
+            checked: false,
             xml_only: None,
             xml: String::new(),
             xml_error: None,
@@ -147,6 +151,7 @@ fn stored(ctx: &Context) -> Shown {
     };
     Shown {
         editor,
+        checked: false,
         xml_only,
         xml: xml.clone(),
         xml_error: None,
@@ -297,6 +302,7 @@ pub async fn submit(
     let mut shown = Shown {
         xml: String::new(),
         editor: Editor::default(),
+        checked: action == "save",
         xml_only: None,
         xml_error: None,
         form_error: None,

@@ -79,6 +79,13 @@ struct ClosedPage {
     back: Option<String>,
 }
 
+fn store_message(e: StoreError) -> String {
+    match e {
+        StoreError::BadRequest(m) => m,
+        other => other.to_string(),
+    }
+}
+
 fn check_otype(q: &RegisterQuery) -> Result<(), UiError> {
     match q.otype.as_deref() {
         None | Some("connect") => Ok(()),
@@ -214,16 +221,13 @@ pub async fn submit(
         password: f.password.clone(),
         role: Role::Admin,
     };
-    if let Err(e) = admin.validate() {
-        let message = match e {
-            StoreError::BadRequest(m) => m,
-            other => other.to_string(),
-        };
-        if message.contains("password") {
-            errors.add("password", message);
-        } else {
-            errors.add("email", message);
-        }
+    // Each half of the user policy on its own, so both messages show at once.
+    if let Err(e) = crmsync_store::normalize_email(&admin.email) {
+        errors.add("email", store_message(e));
+    }
+    let min = crmsync_store::password::MIN_PASSWORD_LEN;
+    if admin.password.chars().count() < min {
+        errors.add("password", format!("The password must have at least {min} characters."));
     }
     if f.password != f.password_confirm {
         errors.add("password_confirm", "The two passwords differ.");

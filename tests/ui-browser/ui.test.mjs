@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -57,6 +57,10 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "crmsync-ui-"));
   shots = process.env.UI_SCREENSHOTS || mkdtempSync(join(tmpdir(), "crmsync-ui-shots-"));
   mkdirSync(shots, { recursive: true });
+  // Screenshots of an earlier run in the same directory would mislead: remove ours, only ours.
+  for (const old of readdirSync(shots).filter((f) => /^\d\d-[a-z-]+\.png$/.test(f))) {
+    rmSync(join(shots, old));
+  }
   console.log(`screenshots: ${shots}`);
   execFileSync(bin, ["--data", dataDir, "org", "create", "acme", "--admin-email", acmeAdmin.email,
     "--admin-password", acmeAdmin.password, "--sample", "crm", "--records", "50"]);

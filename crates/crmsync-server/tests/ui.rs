@@ -502,7 +502,7 @@ async fn the_connector_shows_connect_errors_next_to_their_fields_and_keeps_the_c
     assert!(after.connected_on > before.connected_on);
 }
 
-fn account_filter<'a>(value: &'a str) -> Vec<(&'a str, &'a str)> {
+fn account_filter(value: &str) -> Vec<(&str, &str)> {
     vec![
         ("action", "save"),
         ("r.type", "and"),

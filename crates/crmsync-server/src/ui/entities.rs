@@ -65,7 +65,7 @@ async fn page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response, UiError> {
-    let conn = super::pages::connection(&admin).await?;
+    let conn = super::pages::connection(admin).await?;
     let server = connector(state, &admin.caller.org, &conn)?.entities().await?;
     let client = admin.caller.store.entities().await?;
     let on_client = |e: &EntityName| client.iter().any(|c| &c.logical_name == e);

@@ -227,7 +227,10 @@ pub async fn submit(
     }
     let min = crmsync_store::password::MIN_PASSWORD_LEN;
     if admin.password.chars().count() < min {
-        errors.add("password", format!("The password must have at least {min} characters."));
+        errors.add(
+            "password",
+            format!("The password must have at least {min} characters."),
+        );
     }
     if f.password != f.password_confirm {
         errors.add("password_confirm", "The two passwords differ.");

@@ -222,7 +222,9 @@ pub async fn submit(
         role: Role::Admin,
     };
     // Each half of the user policy on its own, so both messages show at once.
-    if let Err(e) = crmsync_store::normalize_email(&admin.email) {
+    if admin.email.is_empty() {
+        errors.add("email", "Enter your email address.");
+    } else if let Err(e) = crmsync_store::normalize_email(&admin.email) {
         errors.add("email", store_message(e));
     }
     let min = crmsync_store::password::MIN_PASSWORD_LEN;

@@ -67,6 +67,7 @@ pub async fn start(
 pub struct JobView {
     pub running: bool,
     pub status: String,
+    pub status_label: &'static str,
     pub entity: Option<String>,
     pub done: u64,
     pub total: u64,
@@ -87,6 +88,13 @@ fn job_view(state: &AppState, admin: &Admin, id: &str) -> Result<JobView, UiErro
     Ok(JobView {
         running,
         status: format!("{:?}", job.status),
+        status_label: match job.status {
+            JobStatus::Queued => "Queued",
+            JobStatus::Running => "Running",
+            JobStatus::Succeeded => "Succeeded",
+            JobStatus::PartiallySucceeded => "Partially succeeded (see the log)",
+            JobStatus::Failed => "Failed",
+        },
         entity: job.progress.entity.clone(),
         done: job.progress.done,
         total: job.progress.total,

@@ -98,7 +98,7 @@ pub fn connect_error(errors: &mut FieldErrors, e: &SyncError) {
             errors.add("server_url", e.to_string())
         }
         SyncError::Invalid(m) if is_about_the_url(m) => errors.add("server_url", m.clone()),
-        SyncError::Invalid(m) => errors.add("", m.clone()),
+        SyncError::Invalid(m) | SyncError::NotFound(m) | SyncError::Conflict(m) => errors.add("", m.clone()),
         SyncError::Store(StoreError::Conflict(_)) => errors.add(
             "org",
             "An organization with this name already exists; choose another name.",

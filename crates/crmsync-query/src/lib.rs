@@ -32,4 +32,5 @@ pub use fetchxml::{parse_fetchxml, to_fetchxml};
 pub use lower::{EvalContext, lower};
 pub use metadata::MetadataSource;
 pub use odata::{ODataParams, parse_odata};
+pub use operators::{OperandCount, fetchxml_operators};
 pub use predicate::{CompareOp, LIKE_ESCAPE, Predicate, escape_like};

@@ -209,6 +209,36 @@ impl OpKind {
     }
 }
 
+/// How many values an operator takes, for editors that build conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperandCount {
+    None,
+    One,
+    /// `between` and `not-between`.
+    Two,
+    /// `in` and `not-in`: one or more.
+    Many,
+}
+
+/// The FetchXML operators an attribute of type `ty` accepts, in the table's order, with how
+/// many values each takes. The same table the parser checks conditions against.
+pub fn fetchxml_operators(ty: &AttributeType) -> Vec<(&'static str, OperandCount)> {
+    let c = category(ty);
+    NAMES
+        .iter()
+        .filter(|(name, kind)| *name != "contains" && kind.allows(c))
+        .map(|(name, kind)| {
+            let count = match kind.arity() {
+                (0, 0, _) => OperandCount::None,
+                (2, 2, _) => OperandCount::Two,
+                (_, usize::MAX, _) => OperandCount::Many,
+                _ => OperandCount::One,
+            };
+            (*name, count)
+        })
+        .collect()
+}
+
 /// Checks `kind` against the attribute's type and the number of operands, coerces the
 /// operands, and builds the typed operator.
 pub(crate) fn build(
@@ -342,4 +372,32 @@ pub(crate) fn like_pattern(attribute: &str, pattern: String) -> Result<String, Q
         }
     }
     Ok(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crmsync_model::OptionSet;
+
+    fn names(ty: &AttributeType) -> Vec<&'static str> {
+        fetchxml_operators(ty).into_iter().map(|(n, _)| n).collect()
+    }
+
+    #[test]
+    fn editors_are_offered_only_operators_the_parser_accepts_for_the_type() {
+        let text = names(&AttributeType::String { max_length: 100 });
+        assert!(text.contains(&"like") && text.contains(&"begins-with"));
+        assert!(!text.contains(&"contains") && !text.contains(&"today"));
+        let boolean = names(&AttributeType::Boolean);
+        assert_eq!(boolean, ["eq", "ne", "in", "not-in", "null", "not-null"]);
+        let date = fetchxml_operators(&AttributeType::DateTime);
+        assert!(date.contains(&("last-x-days", OperandCount::One)));
+        assert!(date.contains(&("today", OperandCount::None)));
+        assert!(date.contains(&("between", OperandCount::Two)));
+        let picklist = fetchxml_operators(&AttributeType::Picklist {
+            options: OptionSet::new([(1, "A")]),
+        });
+        assert!(picklist.contains(&("in", OperandCount::Many)));
+        assert!(!picklist.iter().any(|(n, _)| *n == "like"));
+    }
 }

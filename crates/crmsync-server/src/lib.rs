@@ -7,23 +7,29 @@
 //!   (`client_credentials` grant) (`auth`)
 //! - `/{org}/api/data/v9.2/…` — the Dataverse-compatible Web API (`webapi`)
 //! - `/rest/v1/sync/{org}/…` — the sync webservice (`syncapi`)
+//! - `/admin/…` — the admin UI, and `/Register.aspx?otype=connect` (also `/register`), the
+//!   public Connect page (`ui`)
 //!
 //! Every org-scoped route authenticates the caller against that org's users and applications; a caller of
 //! another org, a missing org and wrong credentials all get the same 401, so nothing leaks.
 
 pub mod auth;
 mod error;
+mod ratelimit;
 mod state;
 pub mod syncapi;
+pub mod ui;
 pub mod webapi;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
+pub use ratelimit::{RateLimit, RateLimiter};
 pub use state::{AppState, ServerConfig};
 
 /// Purpose of the master-key derivation that seals connection secrets.
@@ -43,18 +49,22 @@ pub fn app(state: AppState) -> Router {
             axum::routing::any(webapi::dispatch),
         )
         .merge(syncapi::routes())
+        .merge(ui::routes(state.clone()))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the requests
-/// in flight.
+/// in flight. Handlers see the peer address (`ConnectInfo`), which rate limits key on.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

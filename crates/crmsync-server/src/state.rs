@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crmsync_store::Catalog;
 
 use crate::auth::Authenticator;
+use crate::ratelimit::{RateLimit, RateLimiter};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -20,6 +21,8 @@ pub struct ServerConfig {
     pub registration_open: bool,
     /// Whether server URLs on loopback or private addresses are accepted.
     pub allow_private_urls: bool,
+    /// Registration attempts (the public Connect page) allowed per client address.
+    pub registration_limit: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +34,10 @@ impl Default for ServerConfig {
             secrets_key: rand::random(),
             registration_open: true,
             allow_private_urls: false,
+            registration_limit: RateLimit {
+                attempts: 10,
+                window: std::time::Duration::from_secs(3600),
+            },
         }
     }
 }
@@ -43,6 +50,8 @@ pub struct AppState {
     pub jobs: Arc<crate::syncapi::Jobs>,
     /// Connectors of connected orgs, for writes forwarded to their server.
     pub connectors: Arc<crate::webapi::ConnectorCache>,
+    /// Registration attempts per client address.
+    pub registrations: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -55,6 +64,7 @@ impl AppState {
         Self {
             catalog,
             auth,
+            registrations: Arc::new(RateLimiter::new(config.registration_limit)),
             config: Arc::new(config),
             jobs: Arc::default(),
             connectors: Arc::default(),

@@ -22,9 +22,19 @@ async fn validate_and_save(
     caller: &Caller,
     conn: &Connection,
 ) -> Result<Response, ApiError> {
+    validate_and_store(state, caller, conn).await?;
+    Ok(Json(connection_json(conn)).into_response())
+}
+
+/// The one check-then-store of changed connection settings (webservice and admin UI).
+pub(crate) async fn validate_and_store(
+    state: &AppState,
+    caller: &Caller,
+    conn: &Connection,
+) -> Result<(), ApiError> {
     let server = connector(state, &caller.org, conn)?.entities().await?;
     conn.settings.validate(&server)?;
-    save(caller, conn).await
+    conn.save(&*caller.store).await.map_err(ApiError::internal)
 }
 
 fn connection_json(conn: &Connection) -> Value {

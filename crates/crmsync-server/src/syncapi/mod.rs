@@ -6,7 +6,7 @@
 //! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
 
 mod connect;
-mod connection;
+pub(crate) mod connection;
 mod jobs;
 mod logs;
 pub mod transactions;
@@ -77,7 +77,11 @@ async fn admin(state: &AppState, org: &str, headers: &HeaderMap) -> Result<Calle
     Ok(caller)
 }
 
-fn connector(state: &AppState, org: &OrgName, conn: &Connection) -> Result<Arc<dyn Connector>, ApiError> {
+pub(crate) fn connector(
+    state: &AppState,
+    org: &OrgName,
+    conn: &Connection,
+) -> Result<Arc<dyn Connector>, ApiError> {
     Ok(crmsync_connectors::for_connection(
         org,
         conn,
@@ -85,7 +89,7 @@ fn connector(state: &AppState, org: &OrgName, conn: &Connection) -> Result<Arc<d
     )?)
 }
 
-async fn connection_of(caller: &Caller) -> Result<Connection, ApiError> {
+pub(crate) async fn connection_of(caller: &Caller) -> Result<Connection, ApiError> {
     Connection::load(&*caller.store)
         .await
         .map_err(ApiError::internal)?
@@ -245,7 +249,22 @@ async fn sync_async(
         }
         settings.entities = wanted;
     }
-    let server = connector(&state, &caller.org, &conn)?;
+    let org = caller.org.clone();
+    let id = start_sync(&state, caller, &conn, settings, request.full, Trigger::Webservice)?;
+    Ok(accepted(&org, id))
+}
+
+/// Starts a sync run of `caller`'s org as a job (Sync All of the webservice and of the admin
+/// UI); the job reports the run's progress and, once done, its run id and figures.
+pub(crate) fn start_sync(
+    state: &AppState,
+    caller: Caller,
+    conn: &Connection,
+    settings: crmsync_sync::SyncSettings,
+    full: bool,
+    trigger: Trigger,
+) -> Result<Uuid, ApiError> {
+    let server = connector(state, &caller.org, conn)?;
     let id = state.jobs.create("sync", caller.org.as_str());
     let jobs = state.jobs.clone();
     state.jobs.spawn(id, async move {
@@ -254,11 +273,8 @@ async fn sync_async(
             id,
         };
         let mut runner = SyncRunner::new(caller.store.clone(), server, settings);
-        runner.full = request.full;
-        let log = runner
-            .run(Trigger::Webservice, &progress)
-            .await
-            .map_err(|e| e.to_string())?;
+        runner.full = full;
+        let log = runner.run(trigger, &progress).await.map_err(|e| e.to_string())?;
         jobs.update(id, |j| j.run_id = Some(log.id));
         let status = match log.status {
             RunStatus::Succeeded => JobStatus::Succeeded,
@@ -270,7 +286,7 @@ async fn sync_async(
             json!({"runId": log.id, "status": log.status, "entities": log.entities}),
         ))
     });
-    Ok(accepted(&caller.org, id))
+    Ok(id)
 }
 
 #[derive(Default, Deserialize)]

@@ -324,3 +324,45 @@ async fn closed_registration_refuses_new_orgs_but_not_existing_admins() {
     let job = wait(&s, "beta", &location, BETA_ADMIN).await;
     assert_eq!(job["status"], "Succeeded", "{job}");
 }
+
+#[tokio::test]
+async fn registration_through_connect_is_rate_limited_per_address() {
+    let s = TestServer::start_with(ServerConfig {
+        allow_private_urls: true,
+        registration_limit: crmsync_server::RateLimit {
+            attempts: 2,
+            window: Duration::from_secs(3600),
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let url = format!("{}/acme", s.url);
+    for org in ["field-a", "field-b"] {
+        let r = s
+            .client
+            .post(sync_url(&s, org, "ConnectAsync"))
+            .body(connect_xml(&s, "crmsync", &url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{org}");
+    }
+    let r = s
+        .client
+        .post(sync_url(&s, "field-c", "ConnectAsync"))
+        .body(connect_xml(&s, "crmsync", &url))
+        .send()
+        .await
+        .unwrap();
+    assert!(error(r, 429).await.contains("too many registrations"));
+    // An existing org's admin is not registering: not limited.
+    let r = s
+        .client
+        .post(sync_url(&s, "beta", "ConnectAsync"))
+        .basic_auth(BETA_ADMIN.0, Some(BETA_ADMIN.1))
+        .body(connect_xml(&s, "crmsync", &url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}

@@ -42,6 +42,8 @@ pub struct SyncRunner {
     pub page_size: usize,
     /// Records per client transaction.
     pub batch_rows: usize,
+    /// Offline transactions per `$batch` of the upload (at most 1,000).
+    pub upload_batch: usize,
     /// Reconcile every entity by comparing id sets instead of following change tokens:
     /// records the server no longer has are removed, missing or changed ones fetched.
     pub full: bool,
@@ -69,6 +71,7 @@ impl SyncRunner {
             settings,
             page_size: 5000,
             batch_rows: crmsync_store::BULK_BATCH_ROWS,
+            upload_batch: crate::upload::MAX_BATCH,
             full: false,
         }
     }
@@ -120,7 +123,8 @@ impl SyncRunner {
 
     /// The upload phase; false when it stopped early (its error is in the log).
     async fn upload(&self, log: &mut RunLog) -> bool {
-        let upload = Upload::new(&*self.store, &*self.connector, self.settings.conflict_policy);
+        let mut upload = Upload::new(&*self.store, &*self.connector, self.settings.conflict_policy);
+        upload.batch = self.upload_batch.clamp(1, crate::upload::MAX_BATCH);
         match upload.run(log).await {
             Ok(figures) => {
                 log.upload = figures;

@@ -114,6 +114,9 @@ pub struct Sync {
     /// Records per client transaction.
     #[arg(long, default_value_t = crmsync_store::BULK_BATCH_ROWS, hide = true)]
     pub batch_rows: usize,
+    /// Offline transactions per upload request.
+    #[arg(long, default_value_t = crmsync_sync::upload::MAX_BATCH, hide = true)]
+    pub upload_batch: usize,
 }
 
 #[derive(Debug, Subcommand)]

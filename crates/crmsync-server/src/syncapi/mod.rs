@@ -118,6 +118,7 @@ fn accepted(org: &OrgName, id: Uuid) -> Response {
 async fn connect_async(
     State(state): State<AppState>,
     Path(org): Path<String>,
+    crate::ui::ClientAddr(addr): crate::ui::ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -140,6 +141,19 @@ async fn connect_async(
             ));
         }
         Err(StoreError::NotFound(_)) => {
+            // Registration is rate-limited per client address, as the Connect page is.
+            let addr = addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            if let Err(wait) = state.registrations.attempt(addr, std::time::Instant::now()) {
+                tracing::warn!(client = %addr, "registration rate limit reached");
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    format!(
+                        "too many registrations from this address; try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
             let user = NewUser {
                 email: input
                     .registration_email

@@ -28,6 +28,7 @@ mod logs;
 mod metadata;
 mod pages;
 mod register;
+pub(crate) use register::ClientAddr;
 mod session;
 mod signin;
 mod syncall;

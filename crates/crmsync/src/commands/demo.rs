@@ -1,15 +1,18 @@
 //! `crmsync demo`: the main job on the embedded store. A server org with sample data and a
 //! client org, connected over HTTP exactly as a user would connect them; metadata update,
 //! Sync All, changes and deletes on the server (one of them moving a record out of the
-//! client's filter), a second sync, and a readable account of each step. Then it keeps
+//! client's filter), offline changes on the client (one of which the server refuses), a
+//! second sync, the cause fixed and the failed transaction retried, and a readable account of
+//! each step. Then it keeps
 //! serving until stopped (`--no-serve` exits instead).
 
 use anyhow::Context;
-use crmsync_model::{EntityName, OrgName};
+use crmsync_model::{AttributeName, EntityName, MetadataChange, OrgName};
 use crmsync_sample::SampleGenerator;
 use crmsync_server::{AppState, ServerConfig};
-use crmsync_store::{Catalog, NewUser, Role};
+use crmsync_store::{Catalog, NewUser, OrgStore, Role};
 use crmsync_sync::BackendType;
+use crmsync_sync::transactions::{self, TxStatus};
 use serde_json::{Value, json};
 
 use super::serve::shutdown_signal;
@@ -74,6 +77,29 @@ impl Api {
             .cloned()
             .context("the server has no such record")
     }
+}
+
+/// The client's offline transactions by status, and the reason of each failed one.
+async fn print_queue(client: &dyn OrgStore) -> anyhow::Result<()> {
+    let mut counts = Vec::new();
+    for status in TxStatus::ALL {
+        let total = transactions::list(client, Some(status), 1, 0).await?.total;
+        counts.push(format!("{total} {}", status.label()));
+    }
+    println!("Offline transactions: {}.", counts.join(", "));
+    for t in transactions::list(client, Some(TxStatus::Error), 5, 0)
+        .await?
+        .transactions
+    {
+        println!(
+            "  Error: {} {} {}: {}",
+            t.operation.label(),
+            t.entity,
+            t.record_id,
+            t.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
@@ -210,7 +236,44 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
     .await?;
     println!("Created a new account.");
 
-    step("Sync All again: only the changes travel");
+    step("Changing the client offline through its Web API (WriteOffline is on)");
+    let client_api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://{address}/{CLIENT}/api/data/v9.2/"),
+    };
+    let local = client_api
+        .first("accounts?$select=name&$top=1&$orderby=name desc")
+        .await?;
+    let lid = local["accountid"].as_str().context("account id")?;
+    client_api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("accounts({lid})"),
+            Some(json!({"name": "Renamed offline on the client"})),
+        )
+        .await?;
+    println!("Renamed account {lid} on the client.");
+    // The client's administrator allows longer account names than the server does: this
+    // create is stored on the client, and the server will refuse it.
+    let name = AttributeName::parse("name")?;
+    let widen = |max_length| MetadataChange::WidenAttribute {
+        entity: EntityName::parse("account").expect("valid"),
+        attribute: name.clone(),
+        max_length,
+    };
+    client.apply_metadata(&[widen(250)]).await?;
+    let long_name = format!("Offline account with a long name {}", "x".repeat(180));
+    client_api
+        .send(
+            reqwest::Method::POST,
+            "accounts",
+            Some(json!({"name": long_name})),
+        )
+        .await?;
+    println!("Created an account with a 213-character name on the client (the server allows 160).");
+    print_queue(&*client).await?;
+
+    step("Sync All again: the queue is uploaded, then only the server's changes travel");
     let log = run_sync(
         client.clone(),
         connector(&org, &conn, &key)?,
@@ -228,7 +291,25 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
             m.text
         );
     }
-    println!("\nThe logs of both runs: crmsync logs {CLIENT}");
+    print_queue(&*client).await?;
+
+    step("Fixing the cause on the server, Set all to Pending, and Sync All");
+    server_store.apply_metadata(&[widen(250)]).await?;
+    println!("The server's account name now allows 250 characters.");
+    let retried = transactions::set_all_pending(&*client).await?;
+    println!("{retried} transaction(s) set from Error to Pending.");
+    let log = run_sync(
+        client.clone(),
+        connector(&org, &conn, &key)?,
+        conn.settings.clone(),
+        false,
+        Default::default(),
+    )
+    .await?;
+    print_run(&log);
+    print_queue(&*client).await?;
+    println!("\nThe logs of every run: crmsync logs {CLIENT}");
+    println!("The offline transactions: crmsync transactions list {CLIENT}");
 
     if cmd.no_serve {
         let _ = stop.send(());

@@ -149,6 +149,7 @@ impl crmsync_sync::Progress for Bar {
 pub struct Tuning {
     pub page_size: usize,
     pub batch_rows: usize,
+    pub upload_batch: usize,
 }
 
 impl Default for Tuning {
@@ -156,6 +157,7 @@ impl Default for Tuning {
         Tuning {
             page_size: 5000,
             batch_rows: crmsync_store::BULK_BATCH_ROWS,
+            upload_batch: crmsync_sync::upload::MAX_BATCH,
         }
     }
 }
@@ -174,6 +176,7 @@ pub async fn run_sync(
     let mut runner = SyncRunner::new(client, server, settings);
     runner.page_size = tuning.page_size.max(1);
     runner.batch_rows = tuning.batch_rows.max(1);
+    runner.upload_batch = tuning.upload_batch;
     runner.full = full;
     let log = runner.run(Trigger::Manual, &Bar(bar.clone())).await?;
     bar.finish_and_clear();
@@ -222,6 +225,7 @@ pub async fn sync(args: &StoreArgs, cmd: Sync) -> anyhow::Result<()> {
     let tuning = Tuning {
         page_size: cmd.page_size,
         batch_rows: cmd.batch_rows,
+        upload_batch: cmd.upload_batch,
     };
     let log = run_sync(client, server, conn.settings, cmd.full, tuning).await?;
     print_run(&log);

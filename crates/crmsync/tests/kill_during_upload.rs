@@ -216,14 +216,9 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
         killed_mid_run >= 10,
         "only {killed_mid_run} kills landed while the sync was running"
     );
-    // The killed runs got through part of the queue, not all of it.
-    let done = transactions::list(&*client, Some(TxStatus::Processed), 1, 0)
-        .await
-        .unwrap()
-        .total;
     assert!(
-        done > 0 && done < queued,
-        "{done} of {queued} processed before the last run"
+        mid_upload >= 5,
+        "only {mid_upload} kills landed in the middle of an upload"
     );
     crmsync(dir.path()).args(["sync", "field"]).assert().success();
 

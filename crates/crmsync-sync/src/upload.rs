@@ -13,6 +13,8 @@
 //!   value differs both from the value the client changed from and from the client's new
 //!   value. `ClientWins` sends the change and logs the conflict; `ServerWins` keeps the
 //!   server's value and sets the transaction to Error "conflict".
+//! - **Pipelined**: a round's outcomes are stored while the next round is sent (and the next
+//!   page of the queue read); a crash in between only sends that round again.
 //! - **Failures**: a rejected write (validation, permissions) is Error with the server's
 //!   message and blocks no other record; a retryable one (5xx, 429) stays Pending and is tried
 //!   again in a later pass after a capped, jittered backoff; when the server cannot be reached
@@ -128,9 +130,17 @@ impl Upload<'_> {
                 .collect();
         let mut retry = false;
         let mut after = None;
+        // Outcomes known but not yet stored: stored while the next round is sent (the
+        // server's answers are already in hand; a crash before they are stored only sends
+        // that round again).
+        let mut unrecorded: Vec<Outcome> = Vec::new();
         loop {
-            let (page, next) =
-                transactions::page_by_status(self.store, &[TxStatus::Pending], after, self.batch).await?;
+            let (read, recorded) = tokio::join!(
+                transactions::page_by_status(self.store, &[TxStatus::Pending], after, self.batch),
+                self.record(std::mem::take(&mut unrecorded))
+            );
+            recorded?;
+            let (page, next) = read?;
             if page.is_empty() {
                 break;
             }
@@ -150,18 +160,23 @@ impl Upload<'_> {
                         later.push(t);
                     }
                 }
-                let result = self.round(entities, &round, figures, log).await?;
+                let (sent, recorded) = tokio::join!(
+                    self.round(entities, &round, figures, log),
+                    self.record(std::mem::take(&mut unrecorded))
+                );
+                recorded?;
+                let result = sent?;
                 retry |= result.retry;
-                for o in &result.outcomes {
-                    if o.status != TxStatus::Processed
-                        && let Some(t) = round.iter().find(|t| t.id == o.id)
-                    {
-                        blocked.insert((t.entity.clone(), t.record_id));
+                let records: HashMap<RecordId, (String, RecordId)> = round
+                    .iter()
+                    .map(|t| (t.id, (t.entity.clone(), t.record_id)))
+                    .collect();
+                for o in result.outcomes.iter().filter(|o| o.status != TxStatus::Processed) {
+                    if let Some(key) = records.get(&o.id) {
+                        blocked.insert(key.clone());
                     }
                 }
-                self.store
-                    .write(transactions::outcome_writes(&result.outcomes))
-                    .await?;
+                unrecorded = result.outcomes;
                 waiting = later;
             }
             match next {
@@ -169,7 +184,16 @@ impl Upload<'_> {
                 None => break,
             }
         }
+        self.record(unrecorded).await?;
         Ok(retry)
+    }
+
+    /// Stores the outcomes of a round.
+    async fn record(&self, outcomes: Vec<Outcome>) -> Result<(), SyncError> {
+        if !outcomes.is_empty() {
+            self.store.write(transactions::outcome_writes(&outcomes)).await?;
+        }
+        Ok(())
     }
 
     /// Sends one round (at most one transaction per record) and decides each outcome.

@@ -27,20 +27,26 @@ fn demo_syncs_two_orgs_over_http_and_leaves_logs_and_a_working_connection() {
         "Metadata update: 3 change(s)",
         "removed: no longer matches the sync filter (filtered-out)",
         "removed: deleted on the server",
+        "Offline transactions: 2 Pending, 0 Processed, 0 Error, 0 Archived.",
+        "upload: 1 processed, 1 failed (Error)",
+        "exceeds the maximum length of 160",
+        "1 transaction(s) set from Error to Pending.",
+        "Offline transactions: 0 Pending, 2 Processed, 0 Error, 0 Archived.",
     ] {
         assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
     }
-    // The second run moved exactly the four changes.
+    // The second run moved exactly the four server changes, and the client's offline rename
+    // back from the server (an update, and no new transaction).
     let second = out.split("Sync All again").nth(1).unwrap();
     let total = second
         .lines()
         .find(|l| l.trim_start().starts_with("total"))
         .unwrap();
     let figures: Vec<&str> = total.split_whitespace().collect();
-    assert_eq!(&figures[1..6], ["1", "1", "1", "1", "0"], "{total}");
+    assert_eq!(&figures[1..6], ["1", "2", "1", "1", "0"], "{total}");
 
     let logs = run(crmsync(dir.path()).args(["logs", "demo-client"]));
-    assert_eq!(logs.lines().count(), 2, "{logs}");
+    assert_eq!(logs.lines().count(), 3, "{logs}");
     let run_id = logs
         .lines()
         .last()

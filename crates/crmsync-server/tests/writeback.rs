@@ -256,6 +256,11 @@ async fn offline_writes_reach_the_server_at_the_next_sync_without_ping_pong() {
         "{:?}",
         pending[1]
     );
+    let second = p.admin_get("transactions?status=all&top=1&skip=1").await;
+    assert_eq!(
+        (second["total"].clone(), second["value"][0]["operation"].clone()),
+        (json!(3), json!("Update"))
+    );
     let through_web_api = json(
         p.client_get("migrate_transactions?$select=status,entityname")
             .await,

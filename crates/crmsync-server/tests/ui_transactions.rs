@@ -174,7 +174,11 @@ async fn offline_changes_show_pending_then_processed_and_a_deleted_record_shows_
         "{}",
         listed[0].html
     );
-    assert!(listed[0].html.contains(">Update</td>") && listed[0].html.contains("<code>account</code>"));
+    assert!(
+        listed[0]
+            .html
+            .contains("<span class=\"op\">Update</span> <code>account</code>")
+    );
     assert_eq!((tab_count(&r.body, "All"), tab_count(&r.body, "Pending")), (2, 2));
 
     let gone = s

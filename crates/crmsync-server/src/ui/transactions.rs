@@ -284,23 +284,10 @@ pub async fn act(admin: Admin, Form(fields): Form<Vec<(String, String)>>) -> Res
             return refused(message, StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
-    if selected.is_empty() {
-        let message = format!(
-            "Nothing was changed: select the transactions to set to {} first (the boxes in the first column).",
-            to.label()
-        );
-        return refused(message, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
-    let mut ids = Vec::with_capacity(selected.len());
-    for id in &selected {
-        match RecordId::parse(id) {
-            Ok(id) => ids.push(id),
-            Err(_) => {
-                let message = format!("Nothing was changed: '{id}' is not a transaction id.");
-                return refused(message, StatusCode::UNPROCESSABLE_ENTITY).await;
-            }
-        }
-    }
+    let ids = match selected_ids(&selected, to) {
+        Ok(ids) => ids,
+        Err(message) => return refused(message, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
     match transactions::set_status(store, &ids, to).await {
         Ok(_) => Ok(back(&admin, key, back_page, notice)),
         Err(e) => {
@@ -308,6 +295,22 @@ pub async fn act(admin: Admin, Form(fields): Form<Vec<(String, String)>>) -> Res
             refused(message, code).await
         }
     }
+}
+
+/// The checked transactions' ids, or why there is nothing to change.
+fn selected_ids(selected: &[String], to: TxStatus) -> Result<Vec<RecordId>, String> {
+    if selected.is_empty() {
+        return Err(format!(
+            "Nothing was changed: select the transactions to set to {} first (the boxes in the first column).",
+            to.label()
+        ));
+    }
+    selected
+        .iter()
+        .map(|id| {
+            RecordId::parse(id).map_err(|_| format!("Nothing was changed: '{id}' is not a transaction id."))
+        })
+        .collect()
 }
 
 fn back(admin: &Admin, key: &str, page: Option<usize>, notice: &str) -> Response {

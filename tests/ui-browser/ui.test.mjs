@@ -242,9 +242,114 @@ test("the logs list filters runs by status", async () => {
   assert.match(await page.textContent("tbody"), /No sync run with this status/);
 });
 
+/** Calls an org's Web API as its admin; returns the response. */
+async function webApi(org, who, method, path, body) {
+  const auth = Buffer.from(`${who.email}:${who.password}`).toString("base64");
+  const headers = { authorization: `Basic ${auth}`, accept: "application/json" };
+  if (body) headers["content-type"] = "application/json";
+  return fetch(`${baseUrl}/${org}/api/data/v9.2/${path}`, { method, headers, body: body && JSON.stringify(body) });
+}
+
+/** Runs Sync All from its screen and waits for the run to end. */
+async function syncAll() {
+  await page.goto(`${baseUrl}/admin/field/sync/run`);
+  await page.getByRole("button", { name: "Sync All" }).click();
+  await page.waitForURL(/\/sync\/run\/[0-9a-f-]{36}$/);
+  await page.waitForSelector("text=Sync finished", { timeout: 60_000 });
+}
+
+/** The row of the Offline transactions tab for a record, and the count on a status tab. */
+const txRow = (recordId) => page.locator(`tbody tr[data-record="${recordId}"]`);
+async function tabCount(label) {
+  return Number(await page.locator(".tabs a", { hasText: new RegExp(`^${label} `) }).locator(".count").textContent());
+}
+
+let accounts;
+
+test("with Write offline on, a change made in the client org is Pending until Sync All processes it", async () => {
+  await page.getByRole("link", { name: "Connector" }).click();
+  await page.waitForURL("**/sync/connector");
+  await page.getByLabel("Write offline").check();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.waitForURL("**/sync/connector?notice=settings-saved");
+  assert.equal(await page.getByLabel("Write offline").isChecked(), true);
+  const list = await webApi("field", fieldAdmin, "GET", "accounts?$select=accountid,name&$top=2");
+  assert.equal(list.status, 200);
+  accounts = (await list.json()).value.map((a) => a.accountid);
+  assert.equal(accounts.length, 2, "the client org has accounts after the first sync");
+  const r = await webApi("field", fieldAdmin, "PATCH", `accounts(${accounts[0]})`, { name: "Renamed offline" });
+  assert.equal(r.status, 204);
+
+  await page.getByRole("link", { name: "Offline transactions" }).click();
+  await page.waitForURL("**/sync/transactions");
+  assert.equal(await txRow(accounts[0]).getAttribute("data-status"), "Pending");
+  assert.match(await txRow(accounts[0]).textContent(), /Update[\s\S]*account[\s\S]*name = "Renamed offline"/);
+  assert.equal(await tabCount("Pending"), 1);
+  await shot("transactions-pending");
+  await accessible("Offline transactions");
+
+  await syncAll();
+  await page.getByRole("link", { name: "Offline transactions" }).click();
+  await page.waitForURL("**/sync/transactions");
+  assert.equal(await txRow(accounts[0]).getAttribute("data-status"), "Processed");
+  assert.equal(await txRow(accounts[0]).locator("input[type=checkbox]").count(), 0, "Processed is final");
+  assert.equal(await tabCount("Processed"), 1);
+  assert.equal(await tabCount("Pending"), 0);
+  await shot("transactions-processed");
+  const server = await webApi("acme", acmeAdmin, "GET", `accounts(${accounts[0]})?$select=name`);
+  assert.equal((await server.json()).name, "Renamed offline");
+});
+
+test("a change to a record deleted on the server goes to Error, and Set to Pending resolves it once restored", async () => {
+  const id = accounts[1];
+  const original = await (await webApi("acme", acmeAdmin, "GET", `accounts(${id})?$select=name`)).json();
+  let r = await webApi("field", fieldAdmin, "PATCH", `accounts(${id})`, { name: "Edited while away" });
+  assert.equal(r.status, 204);
+  r = await webApi("acme", acmeAdmin, "DELETE", `accounts(${id})`);
+  assert.equal(r.status, 204);
+  await syncAll();
+
+  await page.getByRole("link", { name: "Offline transactions" }).click();
+  await page.getByRole("link", { name: /^Error / }).click();
+  await page.waitForURL("**/sync/transactions?status=error");
+  assert.equal(await txRow(id).getAttribute("data-status"), "Error");
+  assert.equal((await txRow(id).locator(".error-text").textContent()).trim(), "deleted on the server");
+  assert.equal(await tabCount("Error"), 1);
+  await shot("transactions-error");
+  await accessible("Offline transactions with an error");
+
+  // Nothing selected: refused in place, nothing changes.
+  await page.getByRole("button", { name: "Set to Pending", exact: true }).click();
+  await page.waitForSelector("#tx-error");
+  assert.match(await page.textContent("#tx-error"), /Nothing was changed: select the transactions/);
+  assert.equal(await txRow(id).getAttribute("data-status"), "Error");
+  await shot("transactions-refused");
+
+  // Restore the record on the server with the same id, then send the change again.
+  r = await webApi("acme", acmeAdmin, "PATCH", `accounts(${id})`, { name: original.name });
+  assert.ok(r.status === 204 || r.status === 201, `restored: ${r.status}`);
+  await txRow(id).locator("input[type=checkbox]").check();
+  await page.getByRole("button", { name: "Set to Pending", exact: true }).click();
+  await page.waitForURL("**/sync/transactions?status=error&notice=set-pending");
+  assert.match(await page.textContent(".notice"), /set to Pending/);
+  assert.equal(await tabCount("Error"), 0);
+  assert.equal(await tabCount("Pending"), 1);
+
+  await syncAll();
+  await page.getByRole("link", { name: "Offline transactions" }).click();
+  await page.waitForURL("**/sync/transactions");
+  assert.equal(await txRow(id).getAttribute("data-status"), "Processed");
+  assert.equal(await tabCount("Error"), 0);
+  assert.equal(await tabCount("Processed"), 2);
+  await shot("transactions-resolved");
+  const server = await webApi("acme", acmeAdmin, "GET", `accounts(${id})?$select=name`);
+  assert.equal((await server.json()).name, "Edited while away");
+});
+
 test("the screens fit a phone-width screen", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const [path, name] of [["connector", "phone-connector"], ["entities/contact/filter", "phone-filter"], ["logs", "phone-logs"]]) {
+  for (const [path, name] of [["connector", "phone-connector"], ["entities/contact/filter", "phone-filter"], ["logs", "phone-logs"],
+    ["transactions", "phone-transactions"]]) {
     await page.goto(`${baseUrl}/admin/field/sync/${path}`);
     await fitsWidth(name);
     await shot(name);

@@ -10,6 +10,8 @@
 //! - `/admin/{org}/sync/entities/{entity}/filter` — the Sync Filter editor (`filter`)
 //! - `/admin/{org}/sync/metadata` — Update metadata: preview, apply (`metadata`)
 //! - `/admin/{org}/sync/run[/{job}[/progress]]` — Sync All with live progress (`syncall`)
+//! - `/admin/{org}/sync/transactions` — Offline transactions: by status, transitions
+//!   (`transactions`)
 //! - `/admin/{org}/sync/logs[/{run}]` — Logs of synchronization (`logs`)
 //! - `/Register.aspx?otype=connect`, `/register?otype=connect` — the public Connect page
 //!   (`register`)
@@ -32,6 +34,7 @@ pub(crate) use register::ClientAddr;
 mod session;
 mod signin;
 mod syncall;
+mod transactions;
 
 use axum::Router;
 use axum::extract::Path;
@@ -106,6 +109,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/{org}/sync/run", get(syncall::show).post(syncall::start))
         .route("/admin/{org}/sync/run/{job}", get(syncall::job))
         .route("/admin/{org}/sync/run/{job}/progress", get(syncall::progress))
+        .route(
+            "/admin/{org}/sync/transactions",
+            get(transactions::show).post(transactions::act),
+        )
         .route("/admin/{org}/sync/logs", get(logs::list))
         .route("/admin/{org}/sync/logs/{run}", get(logs::run))
         .route("/Register.aspx", get(register::form).post(register::submit))

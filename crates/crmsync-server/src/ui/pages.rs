@@ -15,15 +15,17 @@ pub enum Section {
     Entities,
     Metadata,
     SyncAll,
+    Transactions,
     Logs,
 }
 
 impl Section {
-    pub const NAV: [(Section, &'static str, &'static str); 5] = [
+    pub const NAV: [(Section, &'static str, &'static str); 6] = [
         (Section::Connector, "connector", "Connector"),
         (Section::Entities, "entities", "Entities"),
         (Section::Metadata, "metadata", "Update metadata"),
         (Section::SyncAll, "run", "Sync All"),
+        (Section::Transactions, "transactions", "Offline transactions"),
         (Section::Logs, "logs", "Logs"),
     ];
 }
@@ -98,6 +100,13 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "filter-removed" => "The sync filter was removed: the entity syncs all its records.",
         "metadata-applied" => "The metadata update was applied to this organization.",
         "settings-saved" => "The sync settings were saved.",
+        "set-pending" => "The selected transactions were set to Pending: the next sync uploads them.",
+        "archived" => {
+            "The selected transactions were archived: they are never sent, and the next sync reads \
+             their records from the server again."
+        }
+        "all-pending" => "Every transaction in Error was set to Pending: the next sync uploads them.",
+        "none-in-error" => "No transaction is in Error: nothing was changed.",
         _ => return None,
     })
 }
@@ -262,6 +271,23 @@ impl<T> Paged<T> {
             total,
             query,
         }
+    }
+
+    /// Page `page` (1-based, already clamped) of `total` rows when the store did the paging:
+    /// `rows` is that page only.
+    pub fn window(rows: Vec<T>, page: usize, size: usize, total: usize, query: String) -> Self {
+        Paged {
+            rows,
+            page,
+            pages: total.div_ceil(size).max(1),
+            total,
+            query,
+        }
+    }
+
+    /// The last page of `total` rows, `size` per page (the clamp for store-side paging).
+    pub fn last_page(total: usize, size: usize) -> usize {
+        total.div_ceil(size).max(1)
     }
 
     pub fn prev(&self) -> Option<usize> {

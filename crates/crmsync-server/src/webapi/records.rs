@@ -278,10 +278,10 @@ pub async fn respond(
 }
 
 /// Writes one plan on its own (through the org's write plugin) and answers it.
-async fn apply_one(ctx: &Ctx, request: &ApiRequest, plan: WritePlan) -> Result<Response, ApiError> {
+async fn apply_one(ctx: &Ctx, request: &ApiRequest, mut plan: WritePlan) -> Result<Response, ApiError> {
     // Only an upsert's answer depends on whether it inserted (201 or 200 with a representation).
     let count_created = plan.kind == WriteKind::Patch(UpsertMode::Upsert);
-    let outcome = writeback::store(ctx, std::slice::from_ref(&plan), count_created)
+    let outcome = writeback::store(ctx, std::slice::from_mut(&mut plan), count_created)
         .await
         .map_err(|e| plan.write_error(e))?;
     respond(ctx, request, &plan, outcome.created > 0).await

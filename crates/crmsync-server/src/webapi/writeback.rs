@@ -98,29 +98,39 @@ fn plan_values(plan: &WritePlan) -> BTreeMap<AttributeName, Value> {
     out
 }
 
-/// Stores `plans` (all or none) as the module header says.
-pub async fn store(ctx: &Ctx, plans: &[WritePlan], count_created: bool) -> Result<WriteOutcome, WriteError> {
+/// Stores `plans` (all or none) as the module header says. The plans' writes are moved out
+/// when they are stored locally only; the plans keep what their answers need.
+pub async fn store(
+    ctx: &Ctx,
+    plans: &mut [WritePlan],
+    count_created: bool,
+) -> Result<WriteOutcome, WriteError> {
     let store = &ctx.caller.store;
+    let conn = Connection::load(&**store).await.map_err(ApiError::from)?;
+    let synced = |p: &WritePlan| {
+        conn.as_ref()
+            .is_some_and(|c| c.settings.entities.contains(&p.entity.logical_name))
+    };
+    if !plans.iter().any(synced) {
+        let mut writes = WriteSet::new();
+        for p in plans.iter_mut() {
+            writes.ops.append(&mut p.writes.ops);
+        }
+        writes.count_created = count_created;
+        let writes = writes.coalesced();
+        if writes.ops.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        return Ok(store.write(writes).await?);
+    }
     let mut writes = WriteSet::new();
-    for p in plans {
+    for p in plans.iter() {
         writes.ops.extend(p.writes.ops.iter().cloned());
     }
     writes.count_created = count_created;
     let mut writes = writes.coalesced();
-    if writes.ops.is_empty() {
-        return Ok(WriteOutcome::default());
-    }
-    let conn = Connection::load(&**store).await.map_err(ApiError::from)?;
-    let synced: Vec<&WritePlan> = match &conn {
-        Some(conn) => plans
-            .iter()
-            .filter(|p| conn.settings.entities.contains(&p.entity.logical_name))
-            .collect(),
-        None => Vec::new(),
-    };
-    let Some(conn) = conn.filter(|_| !synced.is_empty()) else {
-        return Ok(store.write(writes).await?);
-    };
+    let synced: Vec<&WritePlan> = plans.iter().filter(|p| synced(p)).collect();
+    let conn = conn.expect("a synced plan implies a connection");
     if conn.settings.write_offline {
         let mut changes = Vec::with_capacity(synced.len());
         for p in &synced {

@@ -87,8 +87,8 @@ async fn plan_and_write(ctx: &Ctx, parts: Vec<PartRequest>) -> Result<Vec<Planne
             created,
         });
     }
-    let plans: Vec<WritePlan> = planned.iter().map(|p| p.plan.clone()).collect();
-    match writeback::store(ctx, &plans, false).await {
+    let mut plans: Vec<WritePlan> = planned.iter().map(|p| p.plan.clone()).collect();
+    match writeback::store(ctx, &mut plans, false).await {
         Ok(_) => Ok(planned),
         Err(WriteError::Store(error)) => Err((None, store_error(&planned, error))),
         Err(WriteError::Api(error)) => Err((None, error)),

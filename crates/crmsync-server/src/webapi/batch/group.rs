@@ -69,18 +69,18 @@ async fn run_chunk(ctx: &Ctx, chunk: Vec<PartRequest>) -> Vec<PartResponse> {
 /// nothing was stored).
 async fn together(ctx: &Ctx, chunk: &[PartRequest]) -> Option<Vec<PartResponse>> {
     let entities = ctx.caller.store.entities().await.ok()?;
-    let mut planned: Vec<(ApiRequest, WritePlan)> = Vec::with_capacity(chunk.len());
+    let mut requests: Vec<ApiRequest> = Vec::with_capacity(chunk.len());
+    let mut plans: Vec<WritePlan> = Vec::with_capacity(chunk.len());
     for part in chunk {
         let request = api_request(ctx.caller.org.as_str(), part.clone(), None).ok()?;
-        let plan = changeset::plan(ctx, &entities, &request).await.ok()?;
-        planned.push((request, plan));
+        plans.push(changeset::plan(ctx, &entities, &request).await.ok()?);
+        requests.push(request);
     }
-    let plans: Vec<WritePlan> = planned.iter().map(|(_, p)| p.clone()).collect();
-    if writeback::store(ctx, &plans, false).await.is_err() {
+    if writeback::store(ctx, &mut plans, false).await.is_err() {
         return None;
     }
-    let mut answers = Vec::with_capacity(planned.len());
-    for ((request, plan), part) in planned.iter().zip(chunk) {
+    let mut answers = Vec::with_capacity(plans.len());
+    for ((request, plan), part) in requests.iter().zip(&plans).zip(chunk) {
         let response = records::respond(ctx, request, plan, false)
             .await
             .unwrap_or_else(IntoResponse::into_response);

@@ -72,9 +72,9 @@ fn parse_bind(value: &str) -> Option<(String, RecordId)> {
 }
 
 /// Reads a JSON body into a record of `entity`; `entities` resolve `@odata.bind` targets.
-pub fn record_from_json(
+pub fn record_from_json<E: std::borrow::Borrow<EntityMetadata>>(
     entity: &EntityMetadata,
-    entities: &[EntityMetadata],
+    entities: &[E],
     body: &Json,
 ) -> Result<Record, ApiError> {
     let map = body
@@ -97,13 +97,13 @@ pub fn record_from_json(
                             "'{s}' in {key} is not a reference like /accounts(<guid>)"
                         ))
                     })?;
-                    let target_entity =
-                        entities
-                            .iter()
-                            .find(|e| e.entity_set_name == set)
-                            .ok_or_else(|| {
-                                ApiError::bad_request(format!("unknown entity set '{set}' in {key}"))
-                            })?;
+                    let target_entity = entities
+                        .iter()
+                        .map(|e| e.borrow())
+                        .find(|e| e.entity_set_name == set)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("unknown entity set '{set}' in {key}"))
+                        })?;
                     if target
                         .as_ref()
                         .is_some_and(|t| t != target_entity.logical_name.as_str())

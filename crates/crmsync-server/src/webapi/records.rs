@@ -10,6 +10,8 @@
 //! anything; the single-record handlers write one plan, a `$batch` change set writes all of
 //! its plans in one [`WriteSet`], and [`respond`] answers each plan once it is stored.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,8 +53,23 @@ fn entity_id_header(ctx: &Ctx, entity: &EntityMetadata, id: RecordId) -> HeaderV
         .expect("URL is a valid header")
 }
 
-/// The entity of an entity set, among `entities` (loaded once per request or change set).
-fn entity_in<'e>(entities: &'e [EntityMetadata], set: &str) -> Result<&'e EntityMetadata, ApiError> {
+/// An org's metadata, loaded once per request, change set or batch, shared by its plans.
+pub type Entities = [Arc<EntityMetadata>];
+
+/// The org's metadata as shared [`Entities`].
+pub async fn entities(ctx: &Ctx) -> Result<Vec<Arc<EntityMetadata>>, ApiError> {
+    Ok(ctx
+        .caller
+        .store
+        .entities()
+        .await?
+        .into_iter()
+        .map(Arc::new)
+        .collect())
+}
+
+/// The entity of an entity set, among `entities`.
+fn entity_in<'e>(entities: &'e Entities, set: &str) -> Result<&'e Arc<EntityMetadata>, ApiError> {
     entities
         .iter()
         .find(|e| e.entity_set_name == set)
@@ -154,7 +171,7 @@ pub enum WriteKind {
 /// One write request, decided but not yet written.
 #[derive(Clone, Debug)]
 pub struct WritePlan {
-    pub entity: EntityMetadata,
+    pub entity: Arc<EntityMetadata>,
     pub id: RecordId,
     pub kind: WriteKind,
     /// The store writes of this request (one op), to apply alone or merged with others.
@@ -187,11 +204,7 @@ impl WritePlan {
     }
 }
 
-pub fn plan_create(
-    entities: &[EntityMetadata],
-    request: &ApiRequest,
-    set: &str,
-) -> Result<WritePlan, ApiError> {
+pub fn plan_create(entities: &Entities, request: &ApiRequest, set: &str) -> Result<WritePlan, ApiError> {
     let entity = entity_in(entities, set)?;
     let mut record = record_from_json(entity, entities, &parse_body(request)?)?;
     let id = *record.id.get_or_insert_with(RecordId::new_random);
@@ -206,7 +219,7 @@ pub fn plan_create(
 /// Plans a `PATCH`; an `If-Match` etag is checked against the stored version now.
 pub async fn plan_patch(
     ctx: &Ctx,
-    entities: &[EntityMetadata],
+    entities: &Entities,
     request: &ApiRequest,
     set: &str,
     id: RecordId,
@@ -253,7 +266,7 @@ pub async fn plan_patch(
     })
 }
 
-pub fn plan_delete(entities: &[EntityMetadata], set: &str, id: RecordId) -> Result<WritePlan, ApiError> {
+pub fn plan_delete(entities: &Entities, set: &str, id: RecordId) -> Result<WritePlan, ApiError> {
     let entity = entity_in(entities, set)?;
     Ok(WritePlan {
         entity: entity.clone(),
@@ -288,19 +301,19 @@ async fn apply_one(ctx: &Ctx, request: &ApiRequest, mut plan: WritePlan) -> Resu
 }
 
 pub async fn create(ctx: &Ctx, request: &ApiRequest, set: &str) -> Result<Response, ApiError> {
-    let entities = ctx.caller.store.entities().await?;
+    let entities = entities(ctx).await?;
     let plan = plan_create(&entities, request, set)?;
     apply_one(ctx, request, plan).await
 }
 
 pub async fn patch(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
-    let entities = ctx.caller.store.entities().await?;
+    let entities = entities(ctx).await?;
     let plan = plan_patch(ctx, &entities, request, set, id).await?;
     apply_one(ctx, request, plan).await
 }
 
 pub async fn delete(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
-    let entities = ctx.caller.store.entities().await?;
+    let entities = entities(ctx).await?;
     let plan = plan_delete(&entities, set, id)?;
     apply_one(ctx, request, plan).await
 }

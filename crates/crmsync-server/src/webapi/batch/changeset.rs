@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::http::Method;
-use crmsync_model::{AttributeName, EntityMetadata, EntityName, RecordId};
+use crmsync_model::{AttributeName, EntityName, RecordId};
 use crmsync_store::{StoreError, UpsertMode};
 
 use super::parse::PartRequest;
@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, parts: Vec<PartRequest>) -> ItemResponse {
 }
 
 async fn plan_and_write(ctx: &Ctx, parts: Vec<PartRequest>) -> Result<Vec<Planned>, Failure> {
-    let entities = ctx.caller.store.entities().await.map_err(|e| (None, e.into()))?;
+    let entities = records::entities(ctx).await.map_err(|e| (None, e))?;
     let mut refs = References::new();
     // Whether each record written so far in this change set exists after its operation.
     let mut exists: HashMap<(EntityName, RecordId), bool> = HashMap::new();
@@ -97,7 +97,7 @@ async fn plan_and_write(ctx: &Ctx, parts: Vec<PartRequest>) -> Result<Vec<Planne
 
 pub(super) async fn plan(
     ctx: &Ctx,
-    entities: &[EntityMetadata],
+    entities: &records::Entities,
     request: &ApiRequest,
 ) -> Result<WritePlan, ApiError> {
     match (&request.method, Resource::parse(&request.path)?) {

@@ -68,7 +68,7 @@ async fn run_chunk(ctx: &Ctx, chunk: Vec<PartRequest>) -> Vec<PartResponse> {
 /// Plans and stores the whole chunk in one transaction; `None` when any of it fails (then
 /// nothing was stored).
 async fn together(ctx: &Ctx, chunk: &[PartRequest]) -> Option<Vec<PartResponse>> {
-    let entities = ctx.caller.store.entities().await.ok()?;
+    let entities = records::entities(ctx).await.ok()?;
     let mut requests: Vec<ApiRequest> = Vec::with_capacity(chunk.len());
     let mut plans: Vec<WritePlan> = Vec::with_capacity(chunk.len());
     for part in chunk {

@@ -13,8 +13,8 @@
 //!   value differs both from the value the client changed from and from the client's new
 //!   value. `ClientWins` sends the change and logs the conflict; `ServerWins` keeps the
 //!   server's value and sets the transaction to Error "conflict".
-//! - **Pipelined**: a round's outcomes are stored while the next round is sent (and the next
-//!   page of the queue read); a crash in between only sends that round again.
+//! - **Pipelined**: a round's outcomes are stored while the next round is sent, and the next
+//!   page of the queue is read meanwhile; a crash in between only sends that round again.
 //! - **Failures**: a rejected write (validation, permissions) is Error with the server's
 //!   message and blocks no other record; a retryable one (5xx, 429) stays Pending and is tried
 //!   again in a later pass after a capped, jittered backoff; when the server cannot be reached
@@ -129,22 +129,17 @@ impl Upload<'_> {
                 .map(|t| (t.entity, t.record_id))
                 .collect();
         let mut retry = false;
-        let mut after = None;
         // Outcomes known but not yet stored: stored while the next round is sent (the
         // server's answers are already in hand; a crash before they are stored only sends
         // that round again).
         let mut unrecorded: Vec<Outcome> = Vec::new();
-        loop {
-            let (read, recorded) = tokio::join!(
-                transactions::page_by_status(self.store, &[TxStatus::Pending], after, self.batch),
-                self.record(std::mem::take(&mut unrecorded))
-            );
-            recorded?;
-            let (page, next) = read?;
-            if page.is_empty() {
-                break;
-            }
-            let mut waiting: Vec<Transaction> = page;
+        let (mut page, mut next) =
+            transactions::page_by_status(self.store, &[TxStatus::Pending], None, self.batch).await?;
+        while !page.is_empty() {
+            // The next page is read while the first round of this one is sent: it holds only
+            // transactions after this page's, which this page's outcomes do not touch.
+            let mut prefetched = None;
+            let mut waiting: Vec<Transaction> = std::mem::take(&mut page);
             while !waiting.is_empty() {
                 let mut round = Vec::new();
                 let mut later = Vec::new();
@@ -160,11 +155,29 @@ impl Upload<'_> {
                         later.push(t);
                     }
                 }
-                let (sent, recorded) = tokio::join!(
+                let fetch = async {
+                    match (next, prefetched.is_none()) {
+                        (Some(after), true) => Some(
+                            transactions::page_by_status(
+                                self.store,
+                                &[TxStatus::Pending],
+                                Some(after),
+                                self.batch,
+                            )
+                            .await,
+                        ),
+                        _ => None,
+                    }
+                };
+                let (sent, recorded, fetched) = tokio::join!(
                     self.round(entities, &round, figures, log),
-                    self.record(std::mem::take(&mut unrecorded))
+                    self.record(std::mem::take(&mut unrecorded)),
+                    fetch
                 );
                 recorded?;
+                if let Some(fetched) = fetched {
+                    prefetched = Some(fetched?);
+                }
                 let result = sent?;
                 retry |= result.retry;
                 let records: HashMap<RecordId, (String, RecordId)> = round
@@ -179,10 +192,14 @@ impl Upload<'_> {
                 unrecorded = result.outcomes;
                 waiting = later;
             }
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
+            (page, next) = match (next, prefetched) {
+                (None, _) => break,
+                (Some(_), Some(fetched)) => fetched,
+                (Some(after), None) => {
+                    transactions::page_by_status(self.store, &[TxStatus::Pending], Some(after), self.batch)
+                        .await?
+                }
+            };
         }
         self.record(unrecorded).await?;
         Ok(retry)

@@ -52,6 +52,10 @@ pub struct AppState {
     pub connectors: Arc<crate::webapi::ConnectorCache>,
     /// Registration attempts per client address.
     pub registrations: Arc<RateLimiter>,
+    /// The status of this instance's scheduler worker.
+    pub worker: Arc<crate::scheduler::WorkerStatus>,
+    /// Counters and latencies behind `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -68,6 +72,8 @@ impl AppState {
             config: Arc::new(config),
             jobs: Arc::default(),
             connectors: Arc::default(),
+            worker: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

@@ -132,7 +132,7 @@ impl WorkStore for SqliteWork {
         .bind(micros(lease.until))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
         let mut items = self.write(query).await?;
-        items.sort_by(|a, b| (a.due, a.created, a.id).cmp(&(b.due, b.created, b.id)));
+        items.sort_by_key(|a| (a.due, a.created, a.id));
         Ok(items)
     }
 

@@ -2,14 +2,17 @@
 //!
 //! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
 //! `jobs/{id}`; the connection, its entities, filters and settings (`connection.rs`) and the
-//! logs (`logs.rs`) and the offline transactions (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
+//! logs (`logs.rs`), the processes (Sync Jobs, `processes.rs`) and the offline transactions
+//! (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
 //! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
 
 mod connect;
 pub(crate) mod connection;
 mod jobs;
 mod logs;
+mod processes;
 pub mod transactions;
+mod worker;
 
 use std::sync::Arc;
 
@@ -67,6 +70,21 @@ pub fn routes() -> Router<AppState> {
             "/rest/v1/sync/{org}/transactions/set-all-pending",
             post(transactions::set_all_pending),
         )
+        .route(
+            "/rest/v1/sync/{org}/processes",
+            get(processes::list).post(processes::create),
+        )
+        .route(
+            "/rest/v1/sync/{org}/processes/{id}",
+            get(processes::get)
+                .put(processes::update)
+                .delete(processes::delete),
+        )
+        .route(
+            "/rest/v1/sync/{org}/processes/{id}/history",
+            get(processes::history),
+        )
+        .route("/rest/v1/sync/{org}/worker", get(worker::worker))
         .route("/rest/v1/sync/{org}/logs", get(logs::logs))
         .route("/rest/v1/sync/{org}/logs/{run}", get(logs::log))
 }
@@ -281,6 +299,7 @@ pub(crate) fn start_sync(
     let server = connector(state, &caller.org, conn)?;
     let id = state.jobs.create("sync", caller.org.as_str());
     let jobs = state.jobs.clone();
+    let metrics = state.metrics.clone();
     state.jobs.spawn(id, async move {
         let progress = JobProgressSink {
             jobs: jobs.clone(),
@@ -289,6 +308,7 @@ pub(crate) fn start_sync(
         let mut runner = SyncRunner::new(caller.store.clone(), server, settings);
         runner.full = full;
         let log = runner.run(trigger, &progress).await.map_err(|e| e.to_string())?;
+        metrics.run_finished(&log);
         jobs.update(id, |j| j.run_id = Some(log.id));
         let status = match log.status {
             RunStatus::Succeeded => JobStatus::Succeeded,

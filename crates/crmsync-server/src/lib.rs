@@ -64,17 +64,33 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the requests
-/// in flight. Handlers see the peer address (`ConnectInfo`), which rate limits key on.
+/// Serves `app(state)` on `listener`, with the scheduler worker beside it, until `shutdown`
+/// completes, then finishes the requests in flight. Handlers see the peer address (`ConnectInfo`), which rate limits key on.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let scheduler = std::sync::Arc::new(scheduler::Scheduler::new(
+        state.clone(),
+        std::sync::Arc::new(scheduler::SystemClock),
+        scheduler::SchedulerConfig::default(),
+    ));
+    // The worker stops when the shutdown future completes, or is dropped because the server
+    // ended otherwise.
+    let worker = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.changed().await;
+    }));
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
+    let _ = worker.await;
+    served
 }

@@ -56,6 +56,8 @@ pub struct AppState {
     pub worker: Arc<crate::scheduler::WorkerStatus>,
     /// Counters and latencies behind `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Wakes this instance's scheduler when work was queued here.
+    pub work_added: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             connectors: Arc::default(),
             worker: Arc::default(),
             metrics: Arc::default(),
+            work_added: Arc::default(),
         }
     }
 }

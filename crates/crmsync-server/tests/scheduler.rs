@@ -350,3 +350,99 @@ async fn process_routes_refuse_bad_input_clearly() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+async fn wait_job(s: &TestServer, location: &str) -> Value {
+    for _ in 0..400 {
+        let job = json(
+            s.client
+                .get(format!("{}{location}", s.url))
+                .basic_auth(FIELD.0, Some(FIELD.1))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if job["status"] != "Queued" && job["status"] != "Running" {
+            return job;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("job {location} did not end");
+}
+
+#[tokio::test]
+async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
+    use crmsync_model::OrgName;
+    use crmsync_store::{Lease, NewWork};
+    use tower::ServiceExt;
+
+    let (s, scheduler, clock) = setup().await;
+    let r = s
+        .client
+        .post(sync_url(&s, "field", "SyncAsync"))
+        .basic_auth(FIELD.0, Some(FIELD.1))
+        .json(&json!({"entities": ["account"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let job = wait_job(&s, &location).await;
+    assert_eq!(job["status"], "Succeeded", "{job}");
+    assert_eq!(job["kind"], "sync");
+
+    // A new instance, with nothing in memory, answers for the job from the store.
+    let fresh = crmsync_server::app(AppState::new(s.catalog.clone(), ServerConfig::default()));
+    let request = axum::http::Request::get(&location)
+        .header("authorization", format!("Basic {}", base64_credentials(FIELD)))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = fresh.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let read: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (read["status"].clone(), read["runId"].clone()),
+        (job["status"].clone(), job["runId"].clone())
+    );
+    assert_eq!(read["result"]["entities"][0]["entity"], "account", "{read}");
+
+    // An instance died while running a job: once its lease expires, another one finishes it.
+    let due = Utc::now() + Duration::days(1);
+    let work = s.catalog.work();
+    let field = OrgName::parse("field").unwrap();
+    let item = NewWork {
+        org: field.clone(),
+        kind: "sync".into(),
+        payload: json!({"entities": [], "full": false}),
+        due,
+    };
+    let item = work.enqueue(item, Utc::now()).await.unwrap();
+    let dead = Lease {
+        owner: "dead-instance",
+        now: due,
+        until: due + Duration::seconds(60),
+    };
+    assert_eq!(work.claim_due(&dead, 10).await.unwrap().len(), 1);
+    clock.set(due + Duration::seconds(30));
+    assert_eq!(scheduler.run_due().await.unwrap(), 0, "the lease is still live");
+    clock.set(due + Duration::seconds(61));
+    assert_eq!(scheduler.run_due().await.unwrap(), 1);
+    let done = work.work_item(item.id).await.unwrap();
+    assert_eq!(done.status.as_str(), "Succeeded");
+    assert_eq!(
+        (done.attempts, done.lease_owner.as_deref()),
+        (2, Some("test-instance"))
+    );
+    let job = get(&s, &format!("jobs/{}", item.id)).await;
+    assert_eq!(job["status"], "Succeeded", "{job}");
+    assert!(job["runId"].is_string(), "{job}");
+}
+
+fn base64_credentials((user, password): (&str, &str)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}

@@ -1,4 +1,4 @@
-//! What each kind of work does. `sync-job`: a scheduled run of a process — the sync of the
+//! What each kind of work does (the webservice's kinds are in `webservice.rs`). `sync-job`: a scheduled run of a process — the sync of the
 //! org's connection (trigger `job`, limited to the process's entities), recorded in the
 //! process's history, after which the process's next run is queued (see
 //! `crmsync_sync::process::schedule`). A run that ends `Failed` is retried with backoff; once
@@ -13,11 +13,14 @@ use crmsync_sync::{Connection, NoProgress, RunStatus, SyncError, SyncRunner, Tri
 use serde_json::json;
 use uuid::Uuid;
 
+use super::webservice::{self, SharedProgress};
 use super::{Outcome, Scheduler, skipped};
 
-pub(super) async fn run(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
+pub(super) async fn run(scheduler: &Scheduler, item: &WorkItem, progress: &SharedProgress) -> Outcome {
     match item.kind.as_str() {
         process::SYNC_JOB_KIND => sync_job(scheduler, item).await,
+        webservice::SYNC_KIND => webservice::sync(scheduler, item, progress).await,
+        webservice::METADATA_KIND => webservice::metadata(scheduler, item).await,
         other => Outcome::Failed {
             error: format!("unknown kind of work '{other}'"),
             retry: Retry::Never,

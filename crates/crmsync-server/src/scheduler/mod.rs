@@ -12,10 +12,12 @@
 //! The loop ([`Scheduler::run`]) wakes on a timer and stops on the shutdown future; tests call
 //! [`Scheduler::run_due`], which claims what is due and runs it to the end.
 //!
-//! Kinds: `sync-job` (a scheduled run of a process, `jobs.rs`).
+//! Kinds: `sync-job` (a scheduled run of a process, `jobs.rs`); `sync` and `metadata` (the
+//! webservice's `SyncAsync` and `UpdateMetadataAsync`, `webservice.rs`).
 
 mod jobs;
 mod status;
+pub mod webservice;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -162,6 +164,7 @@ impl Scheduler {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(self.config.poll) => {}
+                _ = self.state.work_added.notified() => {}
             }
         }
         tasks.abort_all();
@@ -172,9 +175,10 @@ impl Scheduler {
     async fn execute(&self, item: WorkItem) {
         let _running = self.status.started(&item);
         tracing::info!(org = %item.org, work = %item.id, kind = %item.kind, attempt = item.attempts, "work started");
+        let progress = webservice::SharedProgress::default();
         let outcome = tokio::select! {
-            outcome = jobs::run(self, &item) => outcome,
-            lost = self.keep_lease(&item) => {
+            outcome = jobs::run(self, &item, &progress) => outcome,
+            lost = self.keep_lease(&item, &progress) => {
                 self.status.error(self.clock.now(), format!("work {} of '{}': {lost}", item.id, item.org));
                 return;
             }
@@ -186,7 +190,7 @@ impl Scheduler {
     }
 
     /// Renews the lease every third of its length; returns only when renewal failed.
-    async fn keep_lease(&self, item: &WorkItem) -> StoreError {
+    async fn keep_lease(&self, item: &WorkItem, progress: &webservice::SharedProgress) -> StoreError {
         let every = (self.config.lease / 3)
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
@@ -198,7 +202,8 @@ impl Scheduler {
                 now,
                 until: now + self.config.lease,
             };
-            if let Err(e) = self.state.catalog.work().renew_lease(item.id, &lease, None).await {
+            let work = self.state.catalog.work();
+            if let Err(e) = work.renew_lease(item.id, &lease, progress.get().as_ref()).await {
                 return e;
             }
         }

@@ -1,10 +1,7 @@
-//! `crmsync serve`: the HTTP server and the scheduler worker until Ctrl-C or SIGTERM, then a
-//! graceful shutdown of both (work in flight is left to its lease, see `crmsync_server::scheduler`).
-
-use std::sync::Arc;
+//! `crmsync serve`: the HTTP server and the scheduler worker (`crmsync_server::serve`) until
+//! Ctrl-C or SIGTERM, then a graceful shutdown.
 
 use anyhow::Context;
-use crmsync_server::scheduler::{Scheduler, SchedulerConfig, SystemClock};
 use crmsync_server::{AppState, ServerConfig};
 
 use crate::cli::{Registration, Serve, StoreArgs};
@@ -26,26 +23,7 @@ pub async fn run(args: &StoreArgs, cmd: Serve) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cmd.listen))?;
     let address = listener.local_addr()?;
     println!("crmsync listening on http://{address}");
-    let state = AppState::new(catalog, config);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = Arc::new(Scheduler::new(
-        state.clone(),
-        Arc::new(SystemClock),
-        SchedulerConfig::default(),
-    ));
-    let mut stopped = stopped;
-    // The worker stops when the server's shutdown future sends, or is dropped because the
-    // server ended otherwise.
-    let worker = tokio::spawn(scheduler.run(async move {
-        let _ = stopped.changed().await;
-    }));
-    let served = crmsync_server::serve(listener, state, async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    })
-    .await;
-    worker.await.context("scheduler worker")?;
-    served?;
+    crmsync_server::serve(listener, AppState::new(catalog, config), shutdown_signal()).await?;
     println!("crmsync stopped");
     Ok(())
 }

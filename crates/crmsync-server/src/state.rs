@@ -52,6 +52,12 @@ pub struct AppState {
     pub connectors: Arc<crate::webapi::ConnectorCache>,
     /// Registration attempts per client address.
     pub registrations: Arc<RateLimiter>,
+    /// The status of this instance's scheduler worker.
+    pub worker: Arc<crate::scheduler::WorkerStatus>,
+    /// Counters and latencies behind `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Wakes this instance's scheduler when work was queued here.
+    pub work_added: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -68,6 +74,9 @@ impl AppState {
             config: Arc::new(config),
             jobs: Arc::default(),
             connectors: Arc::default(),
+            worker: Arc::default(),
+            metrics: Arc::default(),
+            work_added: Arc::default(),
         }
     }
 }

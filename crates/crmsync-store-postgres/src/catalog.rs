@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use crmsync_store::sql::quote;
 use crmsync_store::{
-    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password,
+    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, WorkStore,
+    password,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -24,6 +25,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::bind::{db_err, sql_state};
+use crate::work::PgWork;
 use crate::write::now;
 use crate::{PgOrg, migrate};
 
@@ -38,6 +40,7 @@ pub struct PgCatalog {
     pool: PgPool,
     namespace: String,
     orgs: Mutex<HashMap<OrgName, Arc<PgOrg>>>,
+    work: Arc<PgWork>,
 }
 
 /// A namespace is a prefix of schema names: `[a-z][a-z0-9_]*`, short enough for every org.
@@ -81,6 +84,7 @@ impl PgCatalog {
     pub async fn from_pool(pool: PgPool, namespace: &str) -> StoreResult<Self> {
         check_namespace(namespace)?;
         let catalog = Self {
+            work: Arc::new(PgWork::new(pool.clone(), &format!("{namespace}catalog"))),
             pool,
             namespace: namespace.to_owned(),
             orgs: Mutex::new(HashMap::new()),
@@ -431,6 +435,10 @@ impl Catalog for PgCatalog {
             )));
         }
         Ok(())
+    }
+
+    fn work(&self) -> Arc<dyn WorkStore> {
+        self.work.clone()
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layout in the database, for a namespace `ns` (default `crmsync_`):
 //!
-//! - schema `{ns}catalog`: `orgs` and `users`, plus `_schema_version`;
+//! - schema `{ns}catalog`: `orgs`, `users`, `apps` and `work` (the durable work queue, see
+//!   `work.rs`), plus `_schema_version`;
 //! - schema `{ns}org_{name}` per organization (`-` in the name becomes `_`; org names never
 //!   contain `_`, so the mapping is injective): `_org_state` (the version counter, the
 //!   metadata version and the org's epoch), `_entities` (metadata as JSON), `_tombstones`,
@@ -33,6 +34,7 @@ mod migrate;
 mod org;
 mod query;
 mod read;
+mod work;
 mod write;
 
 #[cfg(feature = "testing")]
@@ -40,3 +42,4 @@ pub mod testing;
 
 pub use catalog::{DEFAULT_NAMESPACE, PgCatalog};
 pub use org::PgOrg;
+pub use work::PgWork;

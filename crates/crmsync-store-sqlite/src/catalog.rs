@@ -1,4 +1,5 @@
-//! The catalog database (`catalog.db`): organizations, users and applications. Organization files live in
+//! The catalog database (`catalog.db`): organizations, users, applications and the work queue
+//! (`work.rs`). Organization files live in
 //! `orgs/<name>.db` beside it; an organization exists when its catalog row exists (a file
 //! without a row, left by a crash during creation, is replaced on the next create).
 
@@ -12,7 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use crmsync_store::{
-    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, password,
+    App, AppSecret, Catalog, NewUser, OrgInfo, OrgStore, Role, StoreError, StoreResult, User, WorkStore,
+    password,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -22,12 +24,14 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::bind::db_err;
+use crate::work::SqliteWork;
 use crate::{SqliteOrg, migrate};
 
 pub struct SqliteCatalog {
     dir: PathBuf,
     pool: SqlitePool,
     orgs: Mutex<HashMap<OrgName, Arc<SqliteOrg>>>,
+    work: Arc<SqliteWork>,
 }
 
 /// Opens a pool on one SQLite file with the settings every crmsync database uses.
@@ -60,6 +64,7 @@ impl SqliteCatalog {
         migrate::run(&mut *pool.acquire().await.map_err(db_err)?, migrate::CATALOG).await?;
         Ok(Self {
             dir: dir.to_owned(),
+            work: Arc::new(SqliteWork::new(pool.clone())),
             pool,
             orgs: Mutex::new(HashMap::new()),
         })
@@ -314,6 +319,10 @@ impl Catalog for SqliteCatalog {
             )));
         }
         Ok(())
+    }
+
+    fn work(&self) -> Arc<dyn WorkStore> {
+        self.work.clone()
     }
 }
 

@@ -9,7 +9,7 @@
 //! Layout: `catalog.rs` (the [`SqliteCatalog`]), `org.rs` (one organization: schema cache and
 //! metadata), `write.rs` (write sets), `read.rs` (records and changes), `query.rs`
 //! (FetchXML/OData queries, one page per statement), `bind.rs` (values to
-//! and from SQLite), `migrate.rs` (append-only migrations in `migrations/`).
+//! and from SQLite), `work.rs` (the durable work queue), `migrate.rs` (append-only migrations in `migrations/`).
 
 mod bind;
 mod catalog;
@@ -17,7 +17,9 @@ mod migrate;
 mod org;
 mod query;
 mod read;
+mod work;
 mod write;
 
 pub use catalog::SqliteCatalog;
 pub use org::SqliteOrg;
+pub use work::SqliteWork;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use uuid::Uuid;
 
-use crate::{App, AppSecret, OrgStore, StoreError, StoreResult};
+use crate::{App, AppSecret, OrgStore, StoreError, StoreResult, WorkStore};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrgInfo {
@@ -122,6 +122,9 @@ pub trait Catalog: Send + Sync {
     /// Removes an application; tokens it was issued stop working. `NotFound` if `org` has no
     /// such application.
     async fn delete_app(&self, org: &OrgName, client_id: Uuid) -> StoreResult<()>;
+
+    /// The durable work queue of this catalog; its items are deleted with their org.
+    fn work(&self) -> Arc<dyn WorkStore>;
 }
 
 /// Emails are compared case-insensitively: catalogs store them trimmed and lowercase.

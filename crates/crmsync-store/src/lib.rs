@@ -7,6 +7,8 @@
 //!   [`ChangeStore`] (change tracking with tombstones), [`StateStore`] (small key/value
 //!   state committed together with record writes) and [`QueryStore`] (FetchXML/OData queries,
 //!   one page per statement). Callers hold the narrowest trait object.
+//! - [`WorkStore`] (from [`Catalog::work`]): durable scheduled work claimed by lease, shared by
+//!   every instance on the catalog (see [`work`]).
 //! - [`sql`] generates the SQL both relational backends run; identifiers come only from
 //!   validated metadata and values only travel as bind parameters.
 //! - `conformance` (feature `conformance`) is the one suite every backend must pass.
@@ -28,6 +30,7 @@ mod org;
 pub mod password;
 mod query;
 pub mod sql;
+pub mod work;
 mod write;
 
 #[cfg(feature = "conformance")]
@@ -41,6 +44,7 @@ pub use org::{
     RecordPage, RecordStore, StateStore,
 };
 pub use query::{PageCursor, PageRequest, QueryPage, QueryRow, QueryStore};
+pub use work::{Lease, NewWork, Retry, WorkItem, WorkStatus, WorkStore};
 pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet};
 
 /// Rows per transaction for bulk loads (sample data, initial sync): with random GUID keys,

@@ -13,6 +13,7 @@ mod error;
 mod local;
 pub mod log;
 pub mod metadata;
+pub mod process;
 pub mod run;
 pub mod service;
 mod settings;

@@ -54,6 +54,9 @@ pub enum Command {
     Transactions(TransactionsCommand),
     /// Logs of synchronization: runs newest first, or one run in detail.
     Logs(Logs),
+    /// Processes (Sync Jobs) of a client organization: scheduled syncs run by `crmsync serve`.
+    #[command(subcommand)]
+    Process(ProcessCommand),
     /// The main job: two organizations synchronized over HTTP, end to end, on the embedded store.
     Demo(Demo),
 }
@@ -166,6 +169,76 @@ pub struct TransactionIds {
 #[derive(Debug, Args)]
 pub struct TransactionsOrg {
     pub org: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProcessCommand {
+    /// Create a Sync Job (a draft unless --publish; it runs only once published and activated).
+    Create(ProcessCreate),
+    /// List the processes of an organization with their state and next run.
+    List(ProcessOrg),
+    /// Change a process: any of name, frequency, entities, publish state, activation.
+    Update(ProcessUpdate),
+    /// Delete a process and its history.
+    Delete(ProcessRef),
+    /// The executions of a process, newest first, with their sync runs.
+    History(ProcessRef),
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessCreate {
+    pub org: String,
+    /// Name of the process.
+    #[arg(long)]
+    pub name: String,
+    /// How often it runs: 15m, 2h, 1d (every N minutes/hours/days) or a cron expression
+    /// ("*/30 * * * *", UTC).
+    #[arg(long)]
+    pub frequency: String,
+    /// Sync only these entities (comma-separated); default: every enabled entity.
+    #[arg(long, value_delimiter = ',')]
+    pub entities: Vec<String>,
+    /// Publish it (it stays a draft otherwise).
+    #[arg(long)]
+    pub publish: bool,
+    /// Activate it (needs --publish): it then runs on its schedule.
+    #[arg(long)]
+    pub activate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessUpdate {
+    pub org: String,
+    /// Process id, as `process list` shows it.
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub frequency: Option<String>,
+    /// Sync only these entities (comma-separated); "all" for every enabled entity.
+    #[arg(long, value_delimiter = ',')]
+    pub entities: Option<Vec<String>>,
+    #[arg(long, conflicts_with = "unpublish")]
+    pub publish: bool,
+    /// Return it to draft (deactivate it first).
+    #[arg(long)]
+    pub unpublish: bool,
+    #[arg(long, conflicts_with = "deactivate")]
+    pub activate: bool,
+    #[arg(long)]
+    pub deactivate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessOrg {
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessRef {
+    pub org: String,
+    /// Process id, as `process list` shows it.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

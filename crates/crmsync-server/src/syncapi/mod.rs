@@ -1,15 +1,20 @@
 //! The sync webservice (SPEC §5.3): `/rest/v1/sync/{org}/…`, where `{org}` is the Client org.
 //!
 //! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
-//! `jobs/{id}`; the connection, its entities, filters and settings (`connection.rs`) and the
-//! logs (`logs.rs`) and the offline transactions (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
+//! `jobs/{id}`. `SyncAsync` and `UpdateMetadataAsync` are durable work items run by the
+//! scheduler of any instance (they survive a restart); `ConnectAsync` (which may register the
+//! org its job would belong to) and the admin UI's Sync All still run in this process; the connection, its entities, filters and settings (`connection.rs`) and the
+//! logs (`logs.rs`), the processes (Sync Jobs, `processes.rs`) and the offline transactions
+//! (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
 //! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
 
 mod connect;
 pub(crate) mod connection;
 mod jobs;
 mod logs;
+mod processes;
 pub mod transactions;
+mod worker;
 
 use std::sync::Arc;
 
@@ -21,8 +26,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use crmsync_model::{EntityName, OrgName};
-use crmsync_store::{NewUser, Role, StoreError};
-use crmsync_sync::service::{ConnectRequest, connect as connect_org, update_metadata};
+use crmsync_store::{NewUser, NewWork, Role, StoreError};
+use crmsync_sync::service::{ConnectRequest, connect as connect_org};
 use crmsync_sync::{
     BackendType, Connection, Connector, EntityFigures, Progress, RunStatus, SyncRunner, Trigger,
 };
@@ -33,7 +38,7 @@ use uuid::Uuid;
 pub use jobs::{JobStatus, Jobs};
 
 use crate::auth::Caller;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, scheduler};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -67,6 +72,21 @@ pub fn routes() -> Router<AppState> {
             "/rest/v1/sync/{org}/transactions/set-all-pending",
             post(transactions::set_all_pending),
         )
+        .route(
+            "/rest/v1/sync/{org}/processes",
+            get(processes::list).post(processes::create),
+        )
+        .route(
+            "/rest/v1/sync/{org}/processes/{id}",
+            get(processes::get)
+                .put(processes::update)
+                .delete(processes::delete),
+        )
+        .route(
+            "/rest/v1/sync/{org}/processes/{id}/history",
+            get(processes::history),
+        )
+        .route("/rest/v1/sync/{org}/worker", get(worker::worker))
         .route("/rest/v1/sync/{org}/logs", get(logs::logs))
         .route("/rest/v1/sync/{org}/logs/{run}", get(logs::log))
 }
@@ -263,9 +283,34 @@ async fn sync_async(
         }
         settings.entities = wanted;
     }
-    let org = caller.org.clone();
-    let id = start_sync(&state, caller, &conn, settings, request.full, Trigger::Webservice)?;
-    Ok(accepted(&org, id))
+    let entities: Vec<&str> = if request.entities.is_empty() {
+        Vec::new()
+    } else {
+        settings.entities.iter().map(|e| e.as_str()).collect()
+    };
+    let payload = json!({"entities": entities, "full": request.full});
+    let id = enqueue(&state, &caller.org, scheduler::webservice::SYNC_KIND, payload).await?;
+    Ok(accepted(&caller.org, id))
+}
+
+/// Queues a durable job of the webservice for the scheduler (of any instance) to run.
+async fn enqueue(
+    state: &AppState,
+    org: &OrgName,
+    kind: &str,
+    payload: serde_json::Value,
+) -> Result<Uuid, ApiError> {
+    let now = chrono::Utc::now();
+    let work = NewWork {
+        org: org.clone(),
+        kind: kind.to_owned(),
+        payload,
+        due: now,
+    };
+    let item = state.catalog.work().enqueue(work, now).await?;
+    state.work_added.notify_one();
+    tracing::info!(org = %org, job = %item.id, kind, "job queued");
+    Ok(item.id)
 }
 
 /// Starts a sync run of `caller`'s org as a job (Sync All of the webservice and of the admin
@@ -281,6 +326,7 @@ pub(crate) fn start_sync(
     let server = connector(state, &caller.org, conn)?;
     let id = state.jobs.create("sync", caller.org.as_str());
     let jobs = state.jobs.clone();
+    let metrics = state.metrics.clone();
     state.jobs.spawn(id, async move {
         let progress = JobProgressSink {
             jobs: jobs.clone(),
@@ -289,6 +335,7 @@ pub(crate) fn start_sync(
         let mut runner = SyncRunner::new(caller.store.clone(), server, settings);
         runner.full = full;
         let log = runner.run(trigger, &progress).await.map_err(|e| e.to_string())?;
+        metrics.run_finished(&log);
         jobs.update(id, |j| j.run_id = Some(log.id));
         let status = match log.status {
             RunStatus::Succeeded => JobStatus::Succeeded,
@@ -318,18 +365,9 @@ async fn metadata_async(
 ) -> Result<Response, ApiError> {
     let caller = admin(&state, &org, &headers).await?;
     let request: MetadataBody = optional_json(&body)?;
-    let conn = connection_of(&caller).await?;
-    let server = connector(&state, &caller.org, &conn)?;
-    let id = state.jobs.create("metadata", caller.org.as_str());
-    state.jobs.spawn(id, async move {
-        let update = update_metadata(&*caller.store, &conn, &*server, request.preview)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((
-            JobStatus::Succeeded,
-            json!({"preview": request.preview, "changes": update.describe(), "notes": update.notes}),
-        ))
-    });
+    connection_of(&caller).await?;
+    let payload = json!({"preview": request.preview});
+    let id = enqueue(&state, &caller.org, scheduler::webservice::METADATA_KIND, payload).await?;
     Ok(accepted(&caller.org, id))
 }
 
@@ -343,9 +381,14 @@ async fn job(
         return Ok(Json(job).into_response());
     }
     let caller = admin(&state, &org, &headers).await?;
-    let job = state
-        .jobs
-        .get(id, caller.org.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
-    Ok(Json(job).into_response())
+    if let Some(job) = state.jobs.get(id, caller.org.as_str()) {
+        return Ok(Json(job).into_response());
+    }
+    match state.catalog.work().work_item(id).await {
+        Ok(item) if item.org == caller.org => {
+            Ok(Json(scheduler::webservice::job_json(&item)).into_response())
+        }
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(ApiError::not_found(format!("job {id}"))),
+        Err(e) => Err(e.into()),
+    }
 }

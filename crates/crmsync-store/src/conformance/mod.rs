@@ -12,6 +12,7 @@ mod concurrency;
 mod metadata;
 mod query;
 mod records;
+mod work;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use concurrency::*;
 pub use metadata::*;
 pub use query::*;
 pub use records::*;
+pub use work::*;
 
 #[async_trait]
 pub trait TestBackend: Send + Sync + Sized + 'static {
@@ -88,6 +90,14 @@ macro_rules! conformance_suite {
             query_total_counts_all_matches_ignoring_paging_and_top,
             query_in_lists_longer_than_parameter_limits_work,
             query_sql_matches_eval_for_random_filters,
+            work_is_enqueued_read_listed_and_deleted_with_its_org,
+            claims_take_due_items_earliest_first_under_a_lease,
+            an_org_never_has_two_running_items,
+            an_expired_lease_is_taken_over_and_the_old_owner_is_refused,
+            renewing_a_lease_keeps_the_item_and_records_progress,
+            failed_attempts_retry_later_or_fail_for_good,
+            work_counts_cover_every_status,
+            concurrent_claimers_run_each_item_once_and_each_org_alone,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

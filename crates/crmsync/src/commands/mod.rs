@@ -3,6 +3,7 @@
 mod app;
 mod demo;
 mod org;
+mod process;
 mod serve;
 mod sync;
 mod transactions;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(cmd) => sync::sync(&cli.store, cmd).await,
         Command::Transactions(cmd) => transactions::run(&cli.store, cmd).await,
         Command::Logs(cmd) => sync::logs(&cli.store, cmd).await,
+        Command::Process(cmd) => process::run(&cli.store, cmd).await,
         Command::Demo(cmd) => demo::run(&cli.store, cmd).await,
     }
 }

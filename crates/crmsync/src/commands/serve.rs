@@ -1,4 +1,5 @@
-//! `crmsync serve`: the HTTP server until Ctrl-C or SIGTERM, then a graceful shutdown.
+//! `crmsync serve`: the HTTP server and the scheduler worker (`crmsync_server::serve`) until
+//! Ctrl-C or SIGTERM, then a graceful shutdown.
 
 use anyhow::Context;
 use crmsync_server::{AppState, ServerConfig};

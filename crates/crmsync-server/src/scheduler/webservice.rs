@@ -1,0 +1,171 @@
+//! The sync webservice's asynchronous jobs, run from the durable queue so that a job survives a
+//! restart of the instance that accepted it (and may run on another instance):
+//! - `sync` (`SyncAsync`): payload `{"entities":[…],"full":bool}`; a sync run with trigger
+//!   `webservice`, limited to those entities (they must still be enabled);
+//! - `metadata` (`UpdateMetadataAsync`): payload `{"preview":bool}`.
+//!
+//! A job someone asked for now is not retried behind their back: a failure ends it `Failed`
+//! with the reason, as the in-process jobs did. Progress is kept in the item's result while it
+//! runs (written with each lease renewal).
+
+use std::sync::{Arc, Mutex};
+
+use crmsync_model::EntityName;
+use crmsync_store::{Retry, WorkItem, WorkStatus};
+use crmsync_sync::service::update_metadata;
+use crmsync_sync::{Connection, EntityFigures, Progress, RunStatus, SyncError, SyncRunner, Trigger};
+use serde_json::{Value, json};
+
+use super::{Outcome, Scheduler};
+
+/// The work kind of `SyncAsync`.
+pub const SYNC_KIND: &str = "sync";
+/// The work kind of `UpdateMetadataAsync`.
+pub const METADATA_KIND: &str = "metadata";
+
+fn failed(e: &SyncError) -> Outcome {
+    Outcome::Failed {
+        error: e.to_string(),
+        retry: Retry::Never,
+    }
+}
+
+/// The latest progress of a run, shared with the lease renewal that stores it.
+#[derive(Default)]
+pub(crate) struct SharedProgress(Mutex<Option<Value>>);
+
+impl SharedProgress {
+    pub(crate) fn get(&self) -> Option<Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Value)) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let value = guard.get_or_insert_with(
+            || json!({"progress": {"phase": "download", "entity": null, "done": 0, "total": 0}}),
+        );
+        f(&mut value["progress"]);
+    }
+}
+
+impl Progress for SharedProgress {
+    fn entity_started(&self, entity: &str, index: usize, count: usize) {
+        self.set(|p| {
+            p["entity"] = json!(entity);
+            p["done"] = json!(index);
+            p["total"] = json!(count);
+        });
+    }
+
+    fn entity_done(&self, _: &EntityFigures) {
+        self.set(|p| p["done"] = json!(p["done"].as_u64().unwrap_or(0) + 1));
+    }
+}
+
+async fn connection(
+    scheduler: &Scheduler,
+    item: &WorkItem,
+) -> Result<
+    (
+        Arc<dyn crmsync_store::OrgStore>,
+        Connection,
+        Arc<dyn crmsync_sync::Connector>,
+    ),
+    SyncError,
+> {
+    let store = scheduler.state.catalog.open_org(&item.org).await?;
+    let conn = Connection::load(&*store).await?.ok_or_else(|| {
+        SyncError::Invalid(format!(
+            "'{}' has no connection: use ConnectAsync first",
+            item.org
+        ))
+    })?;
+    let server = crmsync_connectors::for_connection(&item.org, &conn, &scheduler.state.config.secrets_key)?;
+    Ok((store, conn, server))
+}
+
+pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &SharedProgress) -> Outcome {
+    let (store, conn, server) = match connection(scheduler, item).await {
+        Ok(c) => c,
+        Err(e) => return failed(&e),
+    };
+    let mut settings = conn.settings.clone();
+    let wanted: Vec<EntityName> = item.payload["entities"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str())
+                .filter_map(|e| EntityName::parse(e).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !wanted.is_empty() {
+        if let Some(gone) = wanted.iter().find(|e| !settings.entities.contains(e)) {
+            return failed(&SyncError::Invalid(format!(
+                "entity '{gone}' is no longer enabled for sync"
+            )));
+        }
+        settings.entities = wanted;
+    }
+    let mut runner = SyncRunner::new(store, server, settings);
+    runner.full = item.payload["full"].as_bool().unwrap_or(false);
+    let log = match runner.run(Trigger::Webservice, progress).await {
+        Ok(log) => log,
+        Err(e) => return failed(&e),
+    };
+    scheduler.state.metrics.run_finished(&log);
+    let status = match log.status {
+        RunStatus::Succeeded => WorkStatus::Succeeded,
+        RunStatus::PartiallySucceeded => WorkStatus::PartiallySucceeded,
+        _ => WorkStatus::Failed,
+    };
+    let progress = progress.get().and_then(|p| p.get("progress").cloned());
+    Outcome::Done(
+        status,
+        json!({"runId": log.id, "status": log.status, "entities": log.entities, "progress": progress}),
+    )
+}
+
+pub(super) async fn metadata(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
+    let (store, conn, server) = match connection(scheduler, item).await {
+        Ok(c) => c,
+        Err(e) => return failed(&e),
+    };
+    let preview = item.payload["preview"].as_bool().unwrap_or(false);
+    match update_metadata(&*store, &conn, &*server, preview).await {
+        Ok(update) => Outcome::Done(
+            WorkStatus::Succeeded,
+            json!({"preview": preview, "changes": update.describe(), "notes": update.notes}),
+        ),
+        Err(e) => failed(&e),
+    }
+}
+
+/// A durable job in the shape of `GET jobs/{id}` (SPEC §5.3).
+pub fn job_json(item: &WorkItem) -> Value {
+    let mut result = item.result.clone().unwrap_or(Value::Null);
+    let running = !item.status.is_final();
+    let progress = result
+        .as_object_mut()
+        .and_then(|r| r.remove("progress"))
+        .filter(|p| !p.is_null())
+        .unwrap_or_else(|| {
+            let phase = match item.status {
+                WorkStatus::Queued => "queued",
+                WorkStatus::Running => "running",
+                _ => "done",
+            };
+            json!({"phase": phase, "entity": null, "done": 0, "total": 0})
+        });
+    json!({
+        "id": item.id,
+        "kind": item.kind,
+        "status": item.status.as_str(),
+        "progress": progress,
+        "runId": result.get("runId").cloned().unwrap_or(Value::Null),
+        "result": if running { Value::Null } else { result },
+        "error": if item.status == WorkStatus::Failed { json!(item.last_error) } else { Value::Null },
+        "created": item.created,
+        "ended": if running { Value::Null } else { json!(item.updated) },
+    })
+}

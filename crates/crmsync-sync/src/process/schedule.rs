@@ -1,0 +1,118 @@
+//! Processes and the work queue: creating, changing and deleting a process keeps its one
+//! queued run (a `sync-job` work item) in step with its schedule, and a finished run schedules
+//! the next one.
+//!
+//! A process points at its queued run (`scheduled_work`). Changing the schedule queues a new
+//! item and repoints; an item the process no longer points at is stale, and the scheduler
+//! completes it without running anything (so a change never needs to find and cancel the old
+//! item, even while it runs on another instance).
+
+use chrono::{DateTime, Utc};
+use crmsync_store::{NewWork, OrgStore, WorkItem, WorkStore};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Execution, Process, ProcessInput, store};
+use crate::SyncError;
+
+/// The work kind of a scheduled run of a process; its payload is `{"process": id}`.
+pub const SYNC_JOB_KIND: &str = "sync-job";
+
+/// Queues the next run of an active process and points the process at it.
+async fn queue_next(
+    work: &dyn WorkStore,
+    store: &dyn OrgStore,
+    process: &mut Process,
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    match process.next_run {
+        Some(due) if process.is_active() => {
+            let item = work
+                .enqueue(
+                    NewWork {
+                        org: store.org().clone(),
+                        kind: SYNC_JOB_KIND.into(),
+                        payload: json!({"process": process.id}),
+                        due,
+                    },
+                    now,
+                )
+                .await?;
+            process.scheduled_work = Some(item.id);
+        }
+        _ => process.scheduled_work = None,
+    }
+    Ok(())
+}
+
+pub async fn create(
+    work: &dyn WorkStore,
+    store: &dyn OrgStore,
+    input: ProcessInput,
+    now: DateTime<Utc>,
+) -> Result<Process, SyncError> {
+    let mut process = Process::create(input, now)?;
+    queue_next(work, store, &mut process, now).await?;
+    store::save(store, &process).await?;
+    Ok(process)
+}
+
+pub async fn update(
+    work: &dyn WorkStore,
+    store: &dyn OrgStore,
+    id: Uuid,
+    input: ProcessInput,
+    now: DateTime<Utc>,
+) -> Result<Process, SyncError> {
+    let mut process = store::load(store, id).await?;
+    let before = (process.is_active(), process.frequency.clone());
+    process.update(input, now)?;
+    let rescheduled = before != (process.is_active(), process.frequency.clone());
+    if rescheduled || (process.is_active() && process.scheduled_work.is_none()) {
+        queue_next(work, store, &mut process, now).await?;
+    }
+    store::save(store, &process).await?;
+    Ok(process)
+}
+
+/// Whether `item` is the run `process` is waiting for (else it is stale: skip it).
+pub fn is_current(process: &Process, item: &WorkItem) -> bool {
+    process.is_active() && process.scheduled_work == Some(item.id)
+}
+
+/// After a run of `item` ended (`execution`): records it in the history and, if the process
+/// still points at this item, moves its schedule on. `retry_at` keeps the process on this
+/// item (it is queued again for a retry) with that as its next run.
+pub async fn finish_run(
+    work: &dyn WorkStore,
+    store: &dyn OrgStore,
+    item: &WorkItem,
+    execution: &Execution,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<Process>, SyncError> {
+    // Read again: the process may have changed while it ran.
+    let mut process = match store::load(store, execution.process).await {
+        Ok(p) => p,
+        Err(SyncError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if execution.status == "Succeeded" || execution.status == "PartiallySucceeded" {
+        process.consecutive_failures = 0;
+        process.last_error = None;
+    } else {
+        process.consecutive_failures += 1;
+        process.last_error = execution.error.clone();
+    }
+    if is_current(&process, item) {
+        match retry_at {
+            Some(at) => process.next_run = Some(at),
+            None => {
+                process.next_run = Some(process.frequency.next_after(process.created, now)?);
+                queue_next(work, store, &mut process, now).await?;
+            }
+        }
+    }
+    store::record_execution(store, execution, Some(&process)).await?;
+    Ok(Some(process))
+}

@@ -178,16 +178,20 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
     }
     let client = catalog.open_org(&OrgName::parse(CLIENT)?).await?;
     let org = OrgName::parse(CLIENT)?;
+    // Sync All of the client, as `crmsync sync` runs it.
+    let sync_all = || async {
+        run_sync(
+            client.clone(),
+            connector(&org, &conn, &key)?,
+            conn.settings.clone(),
+            false,
+            Default::default(),
+        )
+        .await
+    };
 
     step("Sync All");
-    let log = run_sync(
-        client.clone(),
-        connector(&org, &conn, &key)?,
-        conn.settings.clone(),
-        false,
-        Default::default(),
-    )
-    .await?;
+    let log = sync_all().await?;
     print_run(&log);
 
     step("Changing the server through its Web API");
@@ -274,14 +278,7 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
     print_queue(&*client).await?;
 
     step("Sync All again: the queue is uploaded, then only the server's changes travel");
-    let log = run_sync(
-        client.clone(),
-        connector(&org, &conn, &key)?,
-        conn.settings.clone(),
-        false,
-        Default::default(),
-    )
-    .await?;
+    let log = sync_all().await?;
     print_run(&log);
     for m in log.messages.iter().filter(|m| m.record_id.is_some()).take(10) {
         println!(
@@ -298,14 +295,7 @@ pub async fn run(args: &StoreArgs, cmd: Demo) -> anyhow::Result<()> {
     println!("The server's account name now allows 250 characters.");
     let retried = transactions::set_all_pending(&*client).await?;
     println!("{retried} transaction(s) set from Error to Pending.");
-    let log = run_sync(
-        client.clone(),
-        connector(&org, &conn, &key)?,
-        conn.settings.clone(),
-        false,
-        Default::default(),
-    )
-    .await?;
+    let log = sync_all().await?;
     print_run(&log);
     print_queue(&*client).await?;
     println!("\nThe logs of every run: crmsync logs {CLIENT}");

@@ -172,7 +172,11 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
 
     let mut killed_mid_run = 0;
     let mut mid_upload = 0;
-    for round in 0..20usize {
+    // Kill runs until twenty kills have landed while a sync was running (bounded).
+    for round in 0..60usize {
+        if killed_mid_run >= 20 {
+            break;
+        }
         let mut more = Vec::new();
         for k in 0..60 {
             let id = existing[(round * 17 + k) % 400];
@@ -200,7 +204,7 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(30 + (round as u64 * 37) % 200)).await;
+        tokio::time::sleep(Duration::from_millis(20 + (round as u64 * 29) % 150)).await;
         if sync.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
         }
@@ -213,7 +217,7 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
         }
     }
     assert!(
-        killed_mid_run >= 10,
+        killed_mid_run >= 20,
         "only {killed_mid_run} kills landed while the sync was running"
     );
     assert!(

@@ -33,7 +33,7 @@ use crate::log::{EntityFigures, Level, RunLog};
 use crate::{ChangesPage, Connector, Continuation, ReadPosition, SyncError};
 
 /// Ids per membership query (a FetchXML `in` condition).
-const IDS_PER_QUERY: usize = 500;
+pub(crate) const IDS_PER_QUERY: usize = 500;
 /// Most records per FetchXML page.
 const FETCH_PAGE: u32 = 5000;
 /// Removed ids named in the log per committed batch and reason (the figures count them all).
@@ -394,18 +394,7 @@ impl EntitySync<'_> {
 
     /// `filter` restricted to `ids`, selecting `columns`.
     fn restricted(&self, filter: Option<&Query>, ids: &[RecordId], columns: Columns) -> Query {
-        let mut q = filter
-            .cloned()
-            .unwrap_or_else(|| Query::new(self.server.logical_name.clone()));
-        q.columns = columns;
-        q.order = Vec::new();
-        q.top = None;
-        q.and_filter(Filter::Condition(Condition {
-            alias: None,
-            attribute: self.pk(),
-            operator: Operator::In(ids.iter().map(|id| Value::Guid(*id)).collect()),
-        }));
-        q
+        restricted(self.server, filter, ids, columns)
     }
 
     /// Which of `ids` match `filter` on the server.
@@ -421,19 +410,8 @@ impl EntitySync<'_> {
     }
 
     /// Every page of a FetchXML query (used for bounded result sets).
-    async fn fetch_all(&self, mut query: Query) -> Result<Vec<Record>, SyncError> {
-        let mut out = Vec::new();
-        query.count = Some(FETCH_PAGE);
-        query.page = Some(1);
-        loop {
-            let page = self.connector.fetch(self.server, &query).await?;
-            out.extend(page.records);
-            if !page.more {
-                return Ok(out);
-            }
-            query.page = Some(query.page.unwrap_or(1) + 1);
-            query.paging_cookie = page.paging_cookie;
-        }
+    async fn fetch_all(&self, query: Query) -> Result<Vec<Record>, SyncError> {
+        fetch_all(self.connector, self.server, query).await
     }
 
     /// Records whose offline transactions were archived: the client's copy may differ from
@@ -648,6 +626,49 @@ impl EntitySync<'_> {
         }
         let state = self.done_state(token);
         self.commit(pending, state, figures, log).await
+    }
+}
+
+/// `filter` (or every record of `entity`) restricted to `ids` — at most [`IDS_PER_QUERY`] —
+/// selecting `columns`: how the engine asks the server about known records, since
+/// Dataverse's change tracking takes no filter.
+pub(crate) fn restricted(
+    entity: &EntityMetadata,
+    filter: Option<&Query>,
+    ids: &[RecordId],
+    columns: Columns,
+) -> Query {
+    let mut q = filter
+        .cloned()
+        .unwrap_or_else(|| Query::new(entity.logical_name.clone()));
+    q.columns = columns;
+    q.order = Vec::new();
+    q.top = None;
+    q.and_filter(Filter::Condition(Condition {
+        alias: None,
+        attribute: entity.primary_id_attribute.clone(),
+        operator: Operator::In(ids.iter().map(|id| Value::Guid(*id)).collect()),
+    }));
+    q
+}
+
+/// Every page of a FetchXML query on the server (for bounded result sets).
+pub(crate) async fn fetch_all(
+    connector: &dyn Connector,
+    entity: &EntityMetadata,
+    mut query: Query,
+) -> Result<Vec<Record>, SyncError> {
+    let mut out = Vec::new();
+    query.count = Some(FETCH_PAGE);
+    query.page = Some(1);
+    loop {
+        let page = connector.fetch(entity, &query).await?;
+        out.extend(page.records);
+        if !page.more {
+            return Ok(out);
+        }
+        query.page = Some(query.page.unwrap_or(1) + 1);
+        query.paging_cookie = page.paging_cookie;
     }
 }
 

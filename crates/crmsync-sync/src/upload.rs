@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, RecordId, Value};
-use crmsync_query::{Columns, Condition, Filter, Operator, Query};
+use crmsync_query::Columns;
+
+use crate::download::{IDS_PER_QUERY, fetch_all, restricted};
 use crmsync_store::OrgStore;
 use serde::{Deserialize, Serialize};
 
@@ -388,28 +390,12 @@ impl Upload<'_> {
         for (entity, (meta, columns, ids)) in wanted {
             let mut columns: Vec<AttributeName> = columns.into_iter().collect();
             columns.push(meta.primary_id_attribute.clone());
-            for chunk in ids.chunks(500) {
-                let mut query = Query::new(entity.clone());
-                query.columns = Columns::List(columns.clone());
-                query.filter = Some(Filter::Condition(Condition {
-                    alias: None,
-                    attribute: meta.primary_id_attribute.clone(),
-                    operator: Operator::In(chunk.iter().map(|id| Value::Guid(*id)).collect()),
-                }));
-                query.count = Some(5000);
-                query.page = Some(1);
-                loop {
-                    let page = self.connector.fetch(meta, &query).await?;
-                    for r in page.records {
-                        if let Some(id) = r.id {
-                            out.insert((entity.clone(), id), r.values);
-                        }
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let query = restricted(meta, None, chunk, Columns::List(columns.clone()));
+                for r in fetch_all(self.connector, meta, query).await? {
+                    if let Some(id) = r.id {
+                        out.insert((entity.clone(), id), r.values);
                     }
-                    if !page.more {
-                        break;
-                    }
-                    query.page = Some(query.page.unwrap_or(1) + 1);
-                    query.paging_cookie = page.paging_cookie;
                 }
             }
         }

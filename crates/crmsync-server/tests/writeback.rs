@@ -733,3 +733,101 @@ async fn immediate_writes_reach_the_server_first_or_are_not_stored() {
     );
     assert!(p.transactions("all").await.is_empty());
 }
+
+#[tokio::test]
+async fn an_immediate_change_set_reaches_the_server_whole_or_not_at_all() {
+    let p = Pair::connect(false).await;
+    // The client allows longer names than the server: the server refuses the second create.
+    let field = p
+        .client
+        .catalog
+        .open_org(&OrgName::parse("field").unwrap())
+        .await
+        .unwrap();
+    field
+        .apply_metadata(&[MetadataChange::WidenAttribute {
+            entity: EntityName::parse("account").unwrap(),
+            attribute: crmsync_model::AttributeName::parse("name").unwrap(),
+            max_length: 300,
+        }])
+        .await
+        .unwrap();
+    let change_set = |second: &str| {
+        let part = |id: u8, name: &str| {
+            format!(
+                "--cs\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: {id}\r\n\r\n\
+                 POST accounts HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{}\r\n",
+                json!({ "name": name })
+            )
+        };
+        format!(
+            "--b\r\nContent-Type: multipart/mixed; boundary=cs\r\n\r\n{}{}--cs--\r\n--b--\r\n",
+            part(1, "Set member one"),
+            part(2, second)
+        )
+    };
+    let send = |body: String| {
+        p.client
+            .send(reqwest::Method::POST, "field", "$batch", FIELD)
+            .header("content-type", "multipart/mixed; boundary=b")
+            .body(body)
+            .send()
+    };
+    let count = |r: Value| r["value"].as_array().map(Vec::len).unwrap_or_default();
+    let members = "accounts?$select=name&$filter=startswith(name,'Set member')";
+
+    let r = send(change_set(&"x".repeat(250))).await.unwrap();
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("server organization refused"), "{answer}");
+    assert_eq!(
+        count(json(p.server_get(members).await).await),
+        0,
+        "nothing on the server"
+    );
+    assert_eq!(
+        count(json(p.client_get(members).await).await),
+        0,
+        "nothing on the client"
+    );
+
+    let r = send(change_set("Set member two")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(json(p.server_get(members).await).await), 2);
+    assert_eq!(count(json(p.client_get(members).await).await), 2);
+    assert!(p.transactions("all").await.is_empty());
+}
+
+#[tokio::test]
+async fn transaction_requests_with_bad_bodies_are_refused_and_change_nothing() {
+    let p = Pair::connect(true).await;
+    let a0 = p.account(0).await;
+    let r = p
+        .client_write(
+            reqwest::Method::PATCH,
+            &format!("accounts({a0})"),
+            Some(json!({"name": "Queued"})),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let too_many: Vec<String> = (0..10_001)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    let r = p
+        .admin_post("transactions/archive", json!({ "ids": too_many }))
+        .await;
+    assert!(error(r, 400).await.contains("limit"));
+    let r = p.admin_post("transactions/archive", json!({ "ids": [] })).await;
+    assert!(error(r, 400).await.contains("at least one"));
+    let r = p.admin_post("transactions/archive", json!({ "id": "x" })).await;
+    error(r, 400).await;
+    let r = p
+        .client
+        .client
+        .get(p.sync_url("transactions?top=0"))
+        .basic_auth(FIELD.0, Some(FIELD.1))
+        .send()
+        .await
+        .unwrap();
+    error(r, 400).await;
+    assert_eq!(p.transactions("pending").await.len(), 1);
+}

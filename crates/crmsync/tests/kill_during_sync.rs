@@ -2,9 +2,10 @@
 //! between, and then run to completion: the client ends equal to the server's (filtered)
 //! data — nothing missing, nothing duplicated, no stale value.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crmsync_model::{EntityName, OrgName, Record, RecordId, Value};
@@ -12,25 +13,9 @@ use crmsync_query::{EvalContext, parse_fetchxml};
 use crmsync_store::{Catalog, Change, ChangeCursor, DeleteMode, OrgStore, PageRequest, UpsertMode, WriteSet};
 use crmsync_store_sqlite::SqliteCatalog;
 
+use common::{connect_field, crmsync, serve_sample};
+
 const ACTIVE_CONTACTS: &str = r#"<fetch><entity name="contact"><filter><condition attribute="statecode" operator="eq" value="0"/></filter></entity></fetch>"#;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn crmsync(dir: &std::path::Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
 
 fn en(s: &str) -> EntityName {
     EntityName::parse(s).unwrap()
@@ -80,54 +65,15 @@ async fn change_server(server: &dyn OrgStore, round: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_killed_at_twenty_points_converges_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    crmsync(dir.path())
-        .args([
-            "org",
-            "create",
-            "hq-1",
-            "--admin-email",
-            "admin@hq.example",
-            "--admin-password",
-            "password-1",
-        ])
-        .args(["--sample", "crm", "--records", "1500"])
-        .assert()
-        .success();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("crmsync"))
-        .arg("--data")
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let (_server, base) = serve_sample(dir.path(), 1500);
     let filters = dir.path().join("filters.xml");
     std::fs::write(&filters, format!("<SyncFilters>{ACTIVE_CONTACTS}</SyncFilters>")).unwrap();
-    crmsync(dir.path())
-        .args([
-            "connect",
-            "field",
-            "--server-url",
-            &format!("{base}/hq-1"),
-            "--user",
-            "admin@hq.example",
-        ])
-        .args([
-            "--password",
-            "password-1",
-            "--entities",
-            "account,contact,opportunity",
-            "--allow-private-urls",
-            "--filters",
-        ])
-        .arg(&filters)
-        .assert()
-        .success();
+    let filters = filters.to_str().unwrap().to_owned();
+    connect_field(
+        dir.path(),
+        &base,
+        &["--entities", "account,contact,opportunity", "--filters", &filters],
+    );
 
     let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
     let server = catalog.open_org(&OrgName::parse("hq-1").unwrap()).await.unwrap();

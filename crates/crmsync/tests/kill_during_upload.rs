@@ -4,33 +4,18 @@
 //! exactly once in effect — the server holds each created record once, the last value of each
 //! updated one, none of the deleted ones — and the client ends equal to the server.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crmsync_model::{AttributeName, EntityName, OrgName, Record, RecordId, Value};
 use crmsync_store::{Catalog, Change, ChangeCursor, DeleteMode, OrgStore, UpsertMode};
 use crmsync_store_sqlite::SqliteCatalog;
+
+use common::{connect_field, crmsync, serve_sample};
 use crmsync_sync::transactions::{self, ClientChange, Operation, TxStatus};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn crmsync(dir: &std::path::Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
 
 fn account() -> EntityName {
     EntityName::parse("account").unwrap()
@@ -92,51 +77,8 @@ async fn processed(client: &dyn OrgStore) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    crmsync(dir.path())
-        .args([
-            "org",
-            "create",
-            "hq-1",
-            "--admin-email",
-            "admin@hq.example",
-            "--admin-password",
-            "password-1",
-        ])
-        .args(["--sample", "crm", "--records", "600"])
-        .assert()
-        .success();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("crmsync"))
-        .arg("--data")
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = Server(child);
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-    crmsync(dir.path())
-        .args([
-            "connect",
-            "field",
-            "--server-url",
-            &format!("{base}/hq-1"),
-            "--user",
-            "admin@hq.example",
-        ])
-        .args([
-            "--password",
-            "password-1",
-            "--entities",
-            "account",
-            "--allow-private-urls",
-            "--write-offline",
-        ])
-        .assert()
-        .success();
+    let (_server, base) = serve_sample(dir.path(), 600);
+    connect_field(dir.path(), &base, &["--entities", "account", "--write-offline"]);
     crmsync(dir.path()).args(["sync", "field"]).assert().success();
 
     let catalog = SqliteCatalog::open(dir.path()).await.unwrap();

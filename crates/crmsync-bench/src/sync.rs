@@ -43,6 +43,25 @@ fn peak_rss_mb(process: &str) -> Option<f64> {
     memory_mb(process, "VmHWM:")
 }
 
+/// CPU time (user + system) a process (`self` or a pid) has used so far, in seconds: on a
+/// loaded machine wall-clock ratios wander, the work done does not.
+fn cpu_seconds(process: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{process}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    // In USER_HZ ticks, 100 per second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets this process's peak resident set to its current size.
 fn reset_peak_rss() -> anyhow::Result<()> {
     std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak memory figure")
@@ -184,7 +203,14 @@ impl SyncBench {
             .apply_metadata(&[MetadataChange::CreateEntity { entity: account }])
             .await?;
         let sqlite = SqliteCatalog::open(dir.path()).await?;
+        let cpu_before = cpu_seconds("self");
         let raw = raw_sqlite::upsert_all(&sqlite.org_path(&raw_org), &generator).await?;
+        let raw_cpu = cpu_seconds("self") - cpu_before;
+        let cpu_before = cpu_seconds("self");
+        for batch in generator.batches(SampleEntity::Account, 50_000) {
+            std::hint::black_box(batch);
+        }
+        let raw_cpu = raw_cpu - (cpu_seconds("self") - cpu_before);
         println!(
             "  raw   (minimal writer, one transaction)               {:>8.2} s",
             raw.as_secs_f64()
@@ -213,7 +239,11 @@ impl SyncBench {
 
         reset_peak_rss()?;
         let resident_before = memory_mb("self", "VmRSS:").unwrap_or_default();
+        let server_pid = server_process.child.id().to_string();
+        let (client_cpu, server_cpu) = (cpu_seconds("self"), cpu_seconds(&server_pid));
         let (initial, log) = timed_sync(client.clone(), &conn, key, accounts.clone()).await?;
+        let client_cpu = cpu_seconds("self") - client_cpu;
+        let server_cpu = cpu_seconds(&server_pid) - server_cpu;
         anyhow::ensure!(
             log.totals().created == self.records,
             "created {} of {}",
@@ -227,6 +257,11 @@ impl SyncBench {
         println!(
             "  ratio sync/raw: {:.2} (target <= 1.5)",
             initial.as_secs_f64() / raw.as_secs_f64().max(1e-9)
+        );
+        println!(
+            "  cpu time: raw {raw_cpu:.2} s; sync {:.2} s = client {client_cpu:.2} s + server {server_cpu:.2} s ({:.2}x raw; both sides share this machine's cores)",
+            client_cpu + server_cpu,
+            (client_cpu + server_cpu) / raw_cpu.max(1e-9)
         );
         if let Some(mb) = peak_rss_mb("self") {
             println!(

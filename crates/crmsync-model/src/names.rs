@@ -15,13 +15,14 @@ pub const MAX_LOGICAL_NAME_LEN: usize = 50;
 
 macro_rules! string_newtype {
     ($name:ident, $check:path, $what:literal) => {
+        /// Shared text: records carry a name per value, so a clone must not copy it.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, ModelError> {
                 if $check(s) {
-                    Ok(Self(s.to_owned()))
+                    Ok(Self(s.into()))
                 } else {
                     Err(ModelError::InvalidName {
                         kind: $what,

@@ -167,6 +167,9 @@ impl SqliteOrg {
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;
+            // Rows and tombstones each come in version order; they interleave only when both
+            // are there.
+            let interleave = !tombstones.is_empty() && !changes.is_empty();
             for t in tombstones {
                 let id: uuid::Uuid = t.try_get(0).map_err(db_err)?;
                 let version: i64 = t.try_get(1).map_err(db_err)?;
@@ -175,7 +178,9 @@ impl SqliteOrg {
                     version,
                 });
             }
-            changes.sort_by_key(Change::version);
+            if interleave {
+                changes.sort_by_cached_key(Change::version);
+            }
         }
         let more = changes.len() > limit;
         changes.truncate(limit);

@@ -18,7 +18,7 @@ use crmsync_model::{EntityMetadata, Version};
 use crmsync_store::{Change, ChangeCursor};
 use serde_json::{Value as Json_, json};
 
-use super::json::{Envelope, RecordJson};
+use super::json::{Envelope, JsonShape, RecordJson};
 use super::records::select_columns;
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
@@ -121,11 +121,11 @@ pub async fn get(
         .changes(&entity.logical_name, cursor, size)
         .await?;
     let deleted_context = format!("{}$metadata#{}/$deletedEntity", ctx.base, entity.entity_set_name);
+    let shape = JsonShape::new(entity, prefer);
     let entries = page.changes.iter().map(|change| match change {
         Change::Upsert(record) => Entry::Record(RecordJson {
-            entity,
+            shape: &shape,
             record,
-            prefer,
             linked: &[],
             only: columns.as_deref(),
         }),

@@ -31,10 +31,10 @@ pub fn etag(record: &Record) -> Option<String> {
 /// One record as a JSON object (without `@odata.context`): [`RecordJson`]'s shape, as a map
 /// for responses that add fields around it.
 pub fn record_to_json(entity: &EntityMetadata, record: &Record, prefer: &Prefer) -> Map<String, Json> {
+    let shape = JsonShape::new(entity, prefer);
     let json = RecordJson {
-        entity,
+        shape: &shape,
         record,
-        prefer,
         linked: &[],
         only: None,
     };
@@ -168,12 +168,51 @@ pub fn record_from_json<E: std::borrow::Borrow<EntityMetadata>>(
     Ok(record)
 }
 
+/// What writing records of one entity needs, worked out once per response: the attributes by
+/// name (a record names its values), the property names of lookups and the annotations
+/// asked for.
+pub struct JsonShape<'a> {
+    pub entity: &'a EntityMetadata,
+    /// Sorted by name.
+    attributes: Vec<(&'a str, &'a AttributeType, Option<String>)>,
+    lookup_names: bool,
+    formatted: bool,
+}
+
+impl<'a> JsonShape<'a> {
+    pub fn new(entity: &'a EntityMetadata, prefer: &Prefer) -> Self {
+        let mut attributes: Vec<_> = entity
+            .attributes
+            .iter()
+            .map(|a| {
+                let name = a.logical_name.as_str();
+                let key = matches!(a.attribute_type, AttributeType::Lookup { .. })
+                    .then(|| format!("_{name}_value"));
+                (name, &a.attribute_type, key)
+            })
+            .collect();
+        attributes.sort_unstable_by_key(|(name, ..)| *name);
+        JsonShape {
+            entity,
+            attributes,
+            lookup_names: prefer.wants_annotation(LOOKUP_NAME),
+            formatted: prefer.wants_annotation(FORMATTED),
+        }
+    }
+
+    fn attribute(&self, name: &str) -> Option<&(&'a str, &'a AttributeType, Option<String>)> {
+        self.attributes
+            .binary_search_by_key(&name, |(n, ..)| n)
+            .ok()
+            .map(|i| &self.attributes[i])
+    }
+}
+
 /// Serializes a record as [`record_to_json`] does, straight to the output (no intermediate
 /// map): collection reads write thousands of records per page.
 pub struct RecordJson<'a> {
-    pub entity: &'a EntityMetadata,
+    pub shape: &'a JsonShape<'a>,
     pub record: &'a Record,
-    pub prefer: &'a Prefer,
     /// Link-entity attributes, written as `alias.attribute`.
     pub linked: &'a [(String, crmsync_model::AttributeName, Value)],
     /// Attributes to write (the primary id always); `None` for all. `versionnumber` feeds
@@ -206,30 +245,27 @@ impl serde::Serialize for RecordJson<'_> {
         if let Some(tag) = etag(self.record) {
             map.serialize_entry("@odata.etag", &tag)?;
         }
-        let lookup_names = self.prefer.wants_annotation(LOOKUP_NAME);
-        let formatted = self.prefer.wants_annotation(FORMATTED);
+        let shape = self.shape;
         for (name, value) in &self.record.values {
             if let Some(only) = self.only
-                && name != &self.entity.primary_id_attribute
+                && name != &shape.entity.primary_id_attribute
                 && !only.contains(name)
             {
                 continue;
             }
-            let ty = self.entity.attribute(name.as_str()).map(|a| &a.attribute_type);
-            match (ty, value) {
-                (Some(AttributeType::Lookup { .. }), v) => {
-                    let key = format!("_{name}_value");
-                    map.serialize_entry(&key, &ValueJson(v))?;
-                    if let (Value::Lookup(r), true) = (v, lookup_names) {
+            match (shape.attribute(name.as_str()), value) {
+                (Some((_, _, Some(key))), v) => {
+                    map.serialize_entry(key, &ValueJson(v))?;
+                    if let (Value::Lookup(r), true) = (v, shape.lookup_names) {
                         map.serialize_entry(&format!("{key}@{LOOKUP_NAME}"), r.entity.as_str())?;
                     }
                 }
-                (Some(ty), Value::OptionSet(v)) => {
+                (Some((_, ty, None)), Value::OptionSet(v)) => {
                     map.serialize_entry(name.as_str(), v)?;
                     let label = ty
                         .option_set()
                         .and_then(|set| set.options.iter().find(|o| o.value == *v));
-                    if let Some(label) = label.filter(|_| formatted) {
+                    if let Some(label) = label.filter(|_| shape.formatted) {
                         map.serialize_entry(&format!("{name}@{FORMATTED}"), &label.label)?;
                     }
                 }

@@ -16,7 +16,7 @@ use crmsync_query::{EvalContext, ODataParams, Query, parse_fetchxml, parse_odata
 use crmsync_store::{PageCursor, PageRequest, QueryPage};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::json::{Envelope, RecordJson};
+use super::json::{Envelope, JsonShape, RecordJson};
 use super::{ApiRequest, Ctx, Prefer, encode_query};
 use crate::ApiError;
 
@@ -30,15 +30,10 @@ fn eval_context(ctx: &Ctx) -> EvalContext {
     }
 }
 
-fn rows<'a>(
-    entity: &'a EntityMetadata,
-    page: &'a QueryPage,
-    prefer: &'a Prefer,
-) -> impl Iterator<Item = RecordJson<'a>> {
+fn rows<'a>(shape: &'a JsonShape<'a>, page: &'a QueryPage) -> impl Iterator<Item = RecordJson<'a>> {
     page.rows.iter().map(move |row| RecordJson {
-        entity,
+        shape,
         record: &row.record,
-        prefer,
         linked: &row.linked,
         only: None,
     })
@@ -108,7 +103,8 @@ pub async fn get(
     if let Some(total) = page.total {
         body.field("@odata.count", &total);
     }
-    body.items(rows(entity, &page, prefer));
+    let shape = JsonShape::new(entity, prefer);
+    body.items(rows(&shape, &page));
     if let Some(next) = &page.next {
         let mut pairs: Vec<(String, String)> = request
             .query
@@ -213,7 +209,8 @@ async fn fetch_xml(
         );
     }
     body.field("@Microsoft.Dynamics.CRM.morerecords", &page.next.is_some());
-    body.items(rows(entity, &page, prefer));
+    let shape = JsonShape::new(entity, prefer);
+    body.items(rows(&shape, &page));
     Ok(body.into_response())
 }
 

@@ -65,7 +65,8 @@ async fn a_bad_frequency_is_shown_next_to_its_field_and_nothing_is_stored() {
     let r = b.get(&format!("{JOBS}/new")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("id=\"f-entity-account\""), "{}", r.body);
-    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         (
             &[
                 ("name", "Too often"),

@@ -104,7 +104,7 @@ pub(crate) async fn run_now(
     state: &AppState,
     store: &dyn crmsync_store::OrgStore,
     id: Uuid,
-) -> Result<process::Process, ApiError> {
+) -> Result<process::Process, crmsync_sync::SyncError> {
     let queued = schedule::run_now(&*state.catalog.work(), store, id, Utc::now()).await?;
     state.work_added.notify_one();
     tracing::info!(org = %store.org(), process = %id, "process run queued now");

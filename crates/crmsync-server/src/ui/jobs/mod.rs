@@ -371,11 +371,12 @@ pub async fn act(
             update(&*work, store, &p, change(None, Some(false))).await,
             "job-deactivated",
         ),
-        "run" => match crate::syncapi::processes::run_now(&state, store, p.id).await {
-            Ok(_) => (Ok(()), "job-run-queued"),
-            Err(e) if e.status == StatusCode::BAD_REQUEST => (Err(SyncError::Invalid(e.message)), ""),
-            Err(e) => return Err(e.into()),
-        },
+        "run" => (
+            crate::syncapi::processes::run_now(&state, store, p.id)
+                .await
+                .map(|_| ()),
+            "job-run-queued",
+        ),
         "delete" => {
             process::delete(store, p.id).await?;
             tracing::info!(org = %admin.caller.org, process = %p.id, "process deleted in the admin UI");

@@ -285,6 +285,12 @@ test("with Write offline on, a change made in the client org is Pending until Sy
   assert.equal(await txRow(accounts[0]).getAttribute("data-status"), "Pending");
   assert.match(await txRow(accounts[0]).textContent(), /Update[\s\S]*account[\s\S]*name = "Renamed offline"/);
   assert.equal(await tabCount("Pending"), 1);
+  // The header box checks every row of the page, and unchecks them again.
+  const rowBox = txRow(accounts[0]).locator("input[type=checkbox]");
+  await page.getByLabel("Select all on this page").check();
+  assert.equal(await rowBox.isChecked(), true);
+  await page.getByLabel("Select all on this page").uncheck();
+  assert.equal(await rowBox.isChecked(), false);
   await shot("transactions-pending");
   await accessible("Offline transactions");
 
@@ -346,10 +352,65 @@ test("a change to a record deleted on the server goes to Error, and Set to Pendi
   assert.equal((await server.json()).name, "Edited while away");
 });
 
+let jobPath;
+
+test("a Sync Job is created, published, activated and run now; its history links the run's log", async () => {
+  await page.getByRole("link", { name: "Sync Jobs" }).click();
+  await page.waitForURL("**/sync/jobs");
+  await page.getByRole("link", { name: "New Sync Job" }).click();
+  await page.waitForURL("**/sync/jobs/new");
+  await page.getByLabel("Name", { exact: true }).fill("Accounts every 5 minutes");
+  // A bad frequency is refused next to its field, with what was typed kept.
+  await page.getByLabel("Cron expression (UTC)").check();
+  await page.getByLabel("Cron expression", { exact: true }).fill("61 * * * *");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.waitForSelector("#e-cron");
+  assert.match(await page.textContent("#e-cron"), /'61 \* \* \* \*' is not a valid frequency/);
+  assert.equal(await page.getAttribute("#f-cron", "aria-invalid"), "true");
+  assert.equal(await page.inputValue("#f-name"), "Accounts every 5 minutes");
+  await shot("sync-job-error");
+  await accessible("New Sync Job with an error");
+  await page.getByLabel("Every", { exact: true }).check();
+  await page.fill("#f-every", "5");
+  await page.selectOption("#f-unit", "minutes");
+  await page.getByLabel("Only these entities:").check();
+  await page.locator("#f-entity-account").check();
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.waitForURL(/\/sync\/jobs\/[0-9a-f-]{36}\?notice=job-created$/);
+  jobPath = new URL(page.url()).pathname.replace("/admin/field/sync/", "");
+  assert.match(await page.textContent("#job-state"), /Draft, deactivated/);
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.waitForURL(/notice=job-published$/);
+  await page.getByRole("button", { name: "Activate" }).click();
+  await page.waitForURL(/notice=job-activated$/);
+  assert.match(await page.textContent("#job-state"), /Published, activated/);
+  assert.match(await page.textContent("#job-next"), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  await page.getByRole("button", { name: "Run now" }).click();
+  await page.waitForURL(/notice=job-run-queued$/);
+  // The status panel reloads itself until the run is in the history.
+  const logLink = page.getByRole("link", { name: /^Log of the run started/ });
+  await logLink.waitFor({ timeout: 60_000 });
+  assert.match(await page.textContent("#job-status tbody"), /Succeeded/);
+  await shot("sync-job");
+  await accessible("Sync Job");
+  await page.getByRole("link", { name: "All Sync Jobs" }).click();
+  await page.waitForURL("**/sync/jobs");
+  const row = page.locator("tbody tr", { hasText: "Accounts every 5 minutes" });
+  assert.match(await row.textContent(), /Every 5 minutes[\s\S]*Published[\s\S]*Yes[\s\S]*UTC[\s\S]*Succeeded/);
+  await shot("sync-jobs");
+  await accessible("Sync Jobs");
+  await page.goto(`${baseUrl}/admin/field/sync/${jobPath}`);
+  await page.getByRole("link", { name: /^Log of the run started/ }).click();
+  await page.waitForURL(/\/sync\/logs\/[0-9a-f-]{36}$/);
+  assert.match(await page.textContent(".facts"), /Trigger\s*Sync Job/);
+  const entities = await page.locator("tbody th code").allTextContents();
+  assert.deepEqual(entities, ["account"], "the job syncs only the entities it names");
+});
+
 test("the screens fit a phone-width screen", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [path, name] of [["connector", "phone-connector"], ["entities/contact/filter", "phone-filter"], ["logs", "phone-logs"],
-    ["transactions", "phone-transactions"]]) {
+    ["transactions", "phone-transactions"], ["jobs", "phone-jobs"], [jobPath, "phone-sync-job"]]) {
     await page.goto(`${baseUrl}/admin/field/sync/${path}`);
     await fitsWidth(name);
     await shot(name);

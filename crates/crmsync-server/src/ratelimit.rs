@@ -1,5 +1,5 @@
 //! A per-client-address rate limit over a sliding window, for registration (the public
-//! Connect page). In memory: each instance counts its own clients, which is what a limit
+//! Connect page) and the admin UI's sign-in form. In memory: each instance counts its own clients, which is what a limit
 //! against one abusive address needs.
 
 use std::collections::HashMap;

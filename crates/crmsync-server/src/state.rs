@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub allow_private_urls: bool,
     /// Registration attempts (the public Connect page) allowed per client address.
     pub registration_limit: RateLimit,
+    /// Sign-in attempts (the admin UI's sign-in form) allowed per client address.
+    pub signin_limit: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +40,10 @@ impl Default for ServerConfig {
                 attempts: 10,
                 window: std::time::Duration::from_secs(3600),
             },
+            signin_limit: RateLimit {
+                attempts: 20,
+                window: std::time::Duration::from_secs(15 * 60),
+            },
         }
     }
 }
@@ -52,6 +58,8 @@ pub struct AppState {
     pub connectors: Arc<crate::webapi::ConnectorCache>,
     /// Registration attempts per client address.
     pub registrations: Arc<RateLimiter>,
+    /// Sign-in attempts per client address.
+    pub signins: Arc<RateLimiter>,
     /// The status of this instance's scheduler worker.
     pub worker: Arc<crate::scheduler::WorkerStatus>,
     /// Counters and latencies behind `GET /metrics`.
@@ -71,6 +79,7 @@ impl AppState {
             catalog,
             auth,
             registrations: Arc::new(RateLimiter::new(config.registration_limit)),
+            signins: Arc::new(RateLimiter::new(config.signin_limit)),
             config: Arc::new(config),
             jobs: Arc::default(),
             connectors: Arc::default(),

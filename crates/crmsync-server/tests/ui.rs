@@ -287,6 +287,46 @@ async fn registration_attempts_are_rate_limited_per_client_address() {
 }
 
 #[tokio::test]
+async fn sign_in_attempts_are_rate_limited_per_client_address_with_a_clear_message() {
+    let s = start_with(ServerConfig {
+        signin_limit: RateLimit {
+            attempts: 2,
+            window: Duration::from_secs(300),
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut b = Browser::new(&s);
+    for _ in 0..2 {
+        let r = b.sign_in("acme", (ACME_ADMIN.0, "guess")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Over the limit even the right password is not checked.
+    let r = b.sign_in("acme", ACME_ADMIN).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 240 && retry_after <= 300, "{retry_after}");
+    assert!(
+        r.body
+            .contains("Too many sign-in attempts from this address. Try again in 5 minute(s)"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("value=\"admin@acme.example\""),
+        "the email is kept"
+    );
+    assert!(!b.cookies.contains_key("crmsync_session"));
+    assert_eq!(b.get("/admin/acme/sync/logs").await.status, StatusCode::SEE_OTHER);
+    // The Connect page counts its own attempts.
+    let page = "/register?otype=connect";
+    assert_eq!(
+        b.submit(page, page, &register_form("x", "")).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
+#[tokio::test]
 async fn the_connector_shows_connect_errors_next_to_their_fields_and_keeps_the_connection() {
     let s = start().await;
     let mut b = register_field(&s).await;

@@ -412,3 +412,87 @@ async fn a_long_queue_is_paged_fifty_rows_at_a_time_in_queue_order() {
         .unwrap();
     assert_eq!(pending.total, 120);
 }
+
+#[tokio::test]
+async fn the_header_box_selects_every_row_of_its_page_and_no_other() {
+    let s = start().await;
+    let b = &mut register_field(&s).await;
+    let store = s
+        .catalog
+        .open_org(&OrgName::parse("field").unwrap())
+        .await
+        .unwrap();
+    let changes: Vec<ClientChange> = (0..60)
+        .map(|i| ClientChange {
+            entity: EntityName::parse("account").unwrap(),
+            id: RecordId::new_random(),
+            operation: Operation::Create,
+            values: BTreeMap::from([(
+                AttributeName::parse("name").unwrap(),
+                Value::String(format!("Queued {i}")),
+            )]),
+        })
+        .collect();
+    store
+        .write(transactions::queue(&*store, &changes).await.unwrap())
+        .await
+        .unwrap();
+    // The second page of Pending (ten rows), sent as its form is: every row's `shown` id,
+    // the header box checked, no row box checked.
+    let page = b.get(&format!("{TAB}?status=pending&page=2")).await;
+    assert!(page.body.contains("id=\"sel-all\""), "{}", page.body);
+    assert!(page.body.contains("Select all on this page"));
+    let on_page: Vec<String> = rows(&page.body).into_iter().map(|r| r.id).collect();
+    assert_eq!(on_page.len(), 10);
+    let shown: Vec<String> = page
+        .body
+        .split("name=\"shown\" value=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    assert_eq!(shown, on_page);
+    let mut form = vec![
+        ("_csrf", page.csrf()),
+        ("status", "pending".to_owned()),
+        ("page", "2".to_owned()),
+        ("action", "archive".to_owned()),
+        ("all", "page".to_owned()),
+    ];
+    form.extend(shown.iter().map(|id| ("shown", id.clone())));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.post(TAB, &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let archived = b.get(&format!("{TAB}?status=archived")).await.body;
+    let archived: Vec<String> = rows(&archived).into_iter().map(|r| r.id).collect();
+    assert_eq!(archived, on_page, "the rows of page 2, and only those");
+    let pending = transactions::list(&*store, Some(TxStatus::Pending), 1, 0)
+        .await
+        .unwrap();
+    assert_eq!(pending.total, 50);
+    // A refused request keeps the selection, the header box with it.
+    let page = b.get(&format!("{TAB}?status=archived")).await;
+    let unchecked = "id=\"sel-all\" data-select-all=\"id\">";
+    assert!(page.body.contains(unchecked), "nothing checked yet");
+    let mut form = vec![
+        ("_csrf", page.csrf()),
+        ("status", "archived".to_owned()),
+        ("action", "bogus".to_owned()),
+        ("all", "page".to_owned()),
+    ];
+    form.extend(archived.iter().map(|id| ("shown", id.clone())));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = b.post(TAB, &form).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("id=\"sel-all\" data-select-all=\"id\" checked>"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        rows(&r.body)
+            .iter()
+            .filter(|row| row.html.contains(" checked>"))
+            .count(),
+        10
+    );
+}

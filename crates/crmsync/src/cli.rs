@@ -183,6 +183,9 @@ pub enum ProcessCommand {
     Delete(ProcessRef),
     /// The executions of a process, newest first, with their sync runs.
     History(ProcessRef),
+    /// Queue a run of a published and activated process now (a running `crmsync serve` on
+    /// the same store runs it at its next poll).
+    Run(ProcessRef),
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
 //! `crmsync process …` as an administrator runs it: Sync Jobs created, listed, published and
-//! activated, refused with a reason when wrong, and deleted, on the embedded store.
+//! activated, run now, refused with a reason when wrong, and deleted, on the embedded store.
 
 use assert_cmd::Command;
 
@@ -81,6 +81,8 @@ fn processes_are_created_scheduled_refused_with_reasons_and_deleted() {
 
     let err = failure(crmsync(d).args(["process", "update", "field", &id, "--activate"]));
     assert!(err.contains("publish it before activating"), "{err}");
+    let err = failure(crmsync(d).args(["process", "run", "field", &id]));
+    assert!(err.contains("publish and activate it before running it"), "{err}");
     let out = stdout(crmsync(d).args(["process", "update", "field", &id, "--publish", "--activate"]));
     assert!(
         out.contains("published, activated") && !out.contains("next -"),
@@ -97,6 +99,21 @@ fn processes_are_created_scheduled_refused_with_reasons_and_deleted() {
         stdout(crmsync(d).args(["process", "history", "field", &id])).trim(),
         "No executions yet."
     );
+    // Run now: the next run is now rather than the next slot an hour away.
+    let out = stdout(crmsync(d).args(["process", "run", "field", &id]));
+    assert!(
+        out.contains(&format!("A run of process {id} is queued now.")),
+        "{out}"
+    );
+    let next = out
+        .split("next ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(next).unwrap();
+    assert!(next <= chrono::Utc::now(), "{out}");
 
     stdout(crmsync(d).args(["process", "delete", "field", &id]));
     assert_eq!(

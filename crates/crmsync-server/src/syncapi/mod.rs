@@ -12,7 +12,7 @@ mod connect;
 pub(crate) mod connection;
 mod jobs;
 mod logs;
-mod processes;
+pub(crate) mod processes;
 pub mod transactions;
 mod worker;
 
@@ -86,6 +86,7 @@ pub fn routes() -> Router<AppState> {
             "/rest/v1/sync/{org}/processes/{id}/history",
             get(processes::history),
         )
+        .route("/rest/v1/sync/{org}/processes/{id}/run", post(processes::run))
         .route("/rest/v1/sync/{org}/worker", get(worker::worker))
         .route("/rest/v1/sync/{org}/logs", get(logs::logs))
         .route("/rest/v1/sync/{org}/logs/{run}", get(logs::log))

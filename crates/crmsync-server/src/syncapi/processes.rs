@@ -1,6 +1,6 @@
 //! Processes (Sync Jobs) through the webservice: list, create, read, update, delete, and the
-//! history of a process's executions. Scheduling follows from the stored process (see
-//! `crmsync_sync::process`); the scheduler worker runs what is due.
+//! history of a process's executions, and a run queued now. Scheduling follows from the stored
+//! process (see `crmsync_sync::process`); the scheduler worker runs what is due.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -84,6 +84,31 @@ pub(super) async fn delete(
     let caller = admin(&state, &org, &headers).await?;
     process::delete(&*caller.store, process_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST processes/{id}/run`: queues a run of an active process now; `202` with the process
+/// (its `nextRun` is now). The run appears in the process's history when it ends.
+pub(super) async fn run(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = admin(&state, &org, &headers).await?;
+    let queued = run_now(&state, &*caller.store, process_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)).into_response())
+}
+
+/// Queues a run of process `id` now and wakes this instance's scheduler (the API's and the
+/// admin UI's Run now).
+pub(crate) async fn run_now(
+    state: &AppState,
+    store: &dyn crmsync_store::OrgStore,
+    id: Uuid,
+) -> Result<process::Process, crmsync_sync::SyncError> {
+    let queued = schedule::run_now(&*state.catalog.work(), store, id, Utc::now()).await?;
+    state.work_added.notify_one();
+    tracing::info!(org = %store.org(), process = %id, "process run queued now");
+    Ok(queued)
 }
 
 pub(super) async fn history(

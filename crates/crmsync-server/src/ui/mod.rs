@@ -13,6 +13,8 @@
 //! - `/admin/{org}/sync/transactions` — Offline transactions: by status, transitions
 //!   (`transactions`)
 //! - `/admin/{org}/sync/logs[/{run}]` — Logs of synchronization (`logs`)
+//! - `/admin/{org}/sync/jobs[/new|/{id}[/status|/action]]` — Sync Jobs: the processes, a new
+//!   one, one with its actions and history (`jobs`)
 //! - `/Register.aspx?otype=connect`, `/register?otype=connect` — the public Connect page
 //!   (`register`)
 //! - `/admin/static/{file}` — htmx and the style sheet
@@ -26,6 +28,7 @@ mod connector;
 mod entities;
 mod filter;
 mod forms;
+mod jobs;
 mod logs;
 mod metadata;
 mod pages;
@@ -115,6 +118,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/admin/{org}/sync/logs", get(logs::list))
         .route("/admin/{org}/sync/logs/{run}", get(logs::run))
+        .route("/admin/{org}/sync/jobs", get(jobs::list).post(jobs::create))
+        .route("/admin/{org}/sync/jobs/new", get(jobs::new))
+        .route("/admin/{org}/sync/jobs/{id}", get(jobs::show).post(jobs::save))
+        .route("/admin/{org}/sync/jobs/{id}/status", get(jobs::status))
+        .route("/admin/{org}/sync/jobs/{id}/action", post(jobs::act))
         .route("/Register.aspx", get(register::form).post(register::submit))
         .route("/register", get(register::form).post(register::submit))
         .layer(axum::middleware::from_fn_with_state(state, session::csrf_guard))

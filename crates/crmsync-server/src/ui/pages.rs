@@ -17,16 +17,18 @@ pub enum Section {
     SyncAll,
     Transactions,
     Logs,
+    Jobs,
 }
 
 impl Section {
-    pub const NAV: [(Section, &'static str, &'static str); 6] = [
+    pub const NAV: [(Section, &'static str, &'static str); 7] = [
         (Section::Connector, "connector", "Connector"),
         (Section::Entities, "entities", "Entities"),
         (Section::Metadata, "metadata", "Update metadata"),
         (Section::SyncAll, "run", "Sync All"),
         (Section::Transactions, "transactions", "Offline transactions"),
         (Section::Logs, "logs", "Logs"),
+        (Section::Jobs, "jobs", "Sync Jobs"),
     ];
 }
 
@@ -107,6 +109,16 @@ fn notice_text(key: &str) -> Option<&'static str> {
         }
         "all-pending" => "Every transaction in Error was set to Pending: the next sync uploads them.",
         "none-in-error" => "No transaction is in Error: nothing was changed.",
+        "job-created" => {
+            "The Sync Job was created as a draft. Publish it, then activate it to run it on its schedule."
+        }
+        "job-saved" => "The Sync Job was saved.",
+        "job-published" => "The Sync Job was published. Activate it to run it on its schedule.",
+        "job-unpublished" => "The Sync Job is a draft again.",
+        "job-activated" => "The Sync Job is activated: it runs on its schedule (next run below).",
+        "job-deactivated" => "The Sync Job is deactivated: it does not run until it is activated again.",
+        "job-run-queued" => "A run of the Sync Job was queued now. It appears in the history when it ends.",
+        "job-deleted" => "The Sync Job and its history were deleted.",
         _ => return None,
     })
 }

@@ -1,10 +1,17 @@
 //! Sign-in with an org user's email and password (admins only: every UI page is an admin
 //! page), and sign-out.
+//!
+//! Attempts are rate-limited per client address (`ServerConfig::signin_limit`), counted before
+//! the password is checked, so guessing passwords from one address is slow whatever the
+//! outcome; over the limit the form says how long to wait (429 with `Retry-After`).
+
+use std::net::IpAddr;
+use std::time::Instant;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crmsync_model::OrgName;
 use crmsync_store::Role;
@@ -12,6 +19,7 @@ use serde::Deserialize;
 
 use super::forms::FieldErrors;
 use super::pages::{Chrome, render, see_other};
+use super::register::ClientAddr;
 use super::session::{SESSION_COOKIE, cookie, form_id, set_cookie, sign_in_cookie};
 use crate::AppState;
 
@@ -107,12 +115,48 @@ fn destination(org: &OrgName, next: &str) -> String {
     }
 }
 
+/// The sign-in form again, saying how long this address must wait.
+fn too_many(state: &AppState, headers: &HeaderMap, f: &SignInForm, wait: std::time::Duration) -> Response {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let mut errors = FieldErrors::default();
+    errors.add(
+        "",
+        format!(
+            "Too many sign-in attempts from this address. Try again in {minutes} minute(s); \
+             nothing was checked this time."
+        ),
+    );
+    let q = SignInQuery {
+        org: f.org.clone(),
+        next: f.next.clone(),
+    };
+    let mut response = signin_page(
+        state,
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        q,
+        f.email.clone(),
+        errors,
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&wait.as_secs().max(1).to_string()).expect("digits"),
+    );
+    response
+}
+
 /// `POST /admin/signin`
 pub async fn submit(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> Response {
+    let addr = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if let Err(wait) = state.signins.attempt(addr, Instant::now()) {
+        tracing::warn!(client = %addr, "sign-in rate limit reached");
+        return too_many(&state, &headers, &f, wait);
+    }
     let mut errors = FieldErrors::default();
     let org = match OrgName::parse(f.org.trim()) {
         Ok(org) => Some(org),

@@ -130,6 +130,9 @@ struct TransactionsPage {
     tabs: Vec<Tab>,
     status: &'static str,
     table: Paged<TxRow>,
+    /// Rows of this page that can be selected, and whether all of them are.
+    selectable: usize,
+    all_selected: bool,
     error: Option<String>,
     base: String,
 }
@@ -192,11 +195,13 @@ async fn page(admin: &Admin, view: View<'_>, code: StatusCode) -> Result<Respons
         .clamp(1, Paged::<TxRow>::last_page(total, PAGE_SIZE));
     let skip = ((page - 1) * PAGE_SIZE) as u64;
     let listed = transactions::list(&*admin.caller.store, status, PAGE_SIZE, skip).await?;
-    let rows = listed
+    let rows: Vec<TxRow> = listed
         .transactions
         .iter()
         .map(|t| TxRow::of(t, view.selected))
         .collect();
+    let selectable = rows.iter().filter(|r| r.selectable).count();
+    let all_selected = selectable > 0 && rows.iter().all(|r| r.selected || !r.selectable);
     let title = "Offline transactions";
     Ok(render(
         code,
@@ -211,6 +216,8 @@ async fn page(admin: &Admin, view: View<'_>, code: StatusCode) -> Result<Respons
             ),
             tabs,
             status: key,
+            selectable,
+            all_selected,
             error: view.error,
             base: format!("/admin/{}/sync/transactions", admin.caller.org),
         },
@@ -245,15 +252,26 @@ fn refusal(e: SyncError) -> Result<(StatusCode, String), UiError> {
     })
 }
 
-/// `POST /admin/{org}/sync/transactions`: `action` is `pending`, `archive` (the checked
-/// `id`s) or `all-pending`; `status` and `page` say where to come back to.
+/// The transactions a form selects: the checked `id`s, or with `all=page` (the header's box)
+/// every selectable row the page showed (`shown`).
+fn selection(fields: &[(String, String)]) -> Vec<String> {
+    let all = fields.iter().any(|(k, v)| k == "all" && v == "page");
+    let key = if all { "shown" } else { "id" };
+    let mut selected: Vec<String> = Vec::new();
+    for (_, v) in fields.iter().filter(|(k, _)| k == key) {
+        if !selected.contains(v) {
+            selected.push(v.clone());
+        }
+    }
+    selected
+}
+
+/// `POST /admin/{org}/sync/transactions`: `action` is `pending`, `archive` (the selected
+/// transactions, see [`selection`]) or `all-pending`; `status` and `page` say where to come
+/// back to.
 pub async fn act(admin: Admin, Form(fields): Form<Vec<(String, String)>>) -> Result<Response, UiError> {
     let field = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let selected: Vec<String> = fields
-        .iter()
-        .filter(|(k, _)| k == "id")
-        .map(|(_, v)| v.clone())
-        .collect();
+    let selected = selection(&fields);
     let back_page = field("page").and_then(|p| p.parse().ok());
     let (key, _) = tab_status(field("status"));
     let refused = |error: String, code: StatusCode| {
@@ -345,6 +363,22 @@ mod tests {
         assert!(text.contains("…, and 2 more"), "{text}");
         assert_eq!(summarize(&serde_json::Map::new()), (String::new(), false));
         assert_eq!(clip("éééé", 2), ("éé…".to_owned(), true));
+    }
+
+    #[test]
+    fn the_header_box_selects_every_row_the_page_showed() {
+        let fields = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let shown = [("shown", "a"), ("id", "a"), ("shown", "b"), ("shown", "c")];
+        assert_eq!(selection(&fields(&shown)), ["a"]);
+        let mut all = shown.to_vec();
+        all.push(("all", "page"));
+        assert_eq!(selection(&fields(&all)), ["a", "b", "c"]);
+        assert!(selection(&fields(&[("all", "page")])).is_empty());
     }
 
     #[test]

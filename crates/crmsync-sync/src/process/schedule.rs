@@ -75,6 +75,29 @@ pub async fn update(
     Ok(process)
 }
 
+/// Queues a run of an active process due now ("Run now"), and points the process at it: the
+/// run it was waiting for becomes stale (skipped when due), and once this one ends the
+/// schedule goes on from the next slot as after any run. `Invalid` unless the process is
+/// published and activated, since only an active process runs.
+pub async fn run_now(
+    work: &dyn WorkStore,
+    store: &dyn OrgStore,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Process, SyncError> {
+    let mut process = store::load(store, id).await?;
+    if !process.is_active() {
+        return Err(SyncError::Invalid(format!(
+            "process '{}' is not active: publish and activate it before running it",
+            process.name
+        )));
+    }
+    process.next_run = Some(now);
+    queue_next(work, store, &mut process, now).await?;
+    store::save(store, &process).await?;
+    Ok(process)
+}
+
 /// Whether `item` is the run `process` is waiting for (else it is stale: skip it).
 pub fn is_current(process: &Process, item: &WorkItem) -> bool {
     process.is_active() && process.scheduled_work == Some(item.id)

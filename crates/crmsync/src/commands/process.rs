@@ -23,6 +23,13 @@ pub async fn run(args: &StoreArgs, cmd: ProcessCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ProcessCommand::History(r) => history(args, &r).await,
+        ProcessCommand::Run(r) => {
+            let ((catalog, store), id) = open(args, &r).await?;
+            let queued = schedule::run_now(&*catalog.work(), &*store, id, Utc::now()).await?;
+            println!("A run of process {id} is queued now.");
+            print(&queued);
+            Ok(())
+        }
     }
 }
 

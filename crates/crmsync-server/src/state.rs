@@ -47,7 +47,6 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServerConfig>,
-    pub jobs: Arc<crate::syncapi::Jobs>,
     /// Connectors of connected orgs, for writes forwarded to their server.
     pub connectors: Arc<crate::webapi::ConnectorCache>,
     /// Registration attempts per client address.
@@ -72,7 +71,6 @@ impl AppState {
             auth,
             registrations: Arc::new(RateLimiter::new(config.registration_limit)),
             config: Arc::new(config),
-            jobs: Arc::default(),
             connectors: Arc::default(),
             worker: Arc::default(),
             metrics: Arc::default(),

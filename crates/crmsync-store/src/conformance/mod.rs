@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             query_in_lists_longer_than_parameter_limits_work,
             query_sql_matches_eval_for_random_filters,
             work_is_enqueued_read_listed_and_deleted_with_its_org,
+            work_for_a_new_org_is_queued_before_the_org_exists,
             claims_take_due_items_earliest_first_under_a_lease,
             an_org_never_has_two_running_items,
             an_expired_lease_is_taken_over_and_the_old_owner_is_refused,

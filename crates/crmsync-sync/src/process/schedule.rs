@@ -34,6 +34,7 @@ async fn queue_next(
                         kind: SYNC_JOB_KIND.into(),
                         payload: json!({"process": process.id}),
                         due,
+                        for_new_org: false,
                     },
                     now,
                 )

@@ -170,9 +170,28 @@ async fn a_sync_job_runs_when_due_and_brings_server_changes_to_the_client() {
         (health.status().as_u16(), health.text().await.unwrap()),
         (200, "ok".to_owned())
     );
+    let before = Utc::now();
     let metrics = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap();
+    let after = Utc::now();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
+    // The sync lag of `field`: seconds since its run ended, as of the scrape.
+    let ended = time(&run_log["ended"]);
+    let lag: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("crmsync_sync_lag_seconds{org=\"field\"} "))
+        .unwrap_or_else(|| panic!("no sync lag of field: {text}"))
+        .parse()
+        .unwrap();
+    let bounds = (
+        (before - ended).num_milliseconds() as f64 / 1000.0 - 0.001,
+        (after - ended).num_milliseconds() as f64 / 1000.0 + 0.001,
+    );
+    assert!(lag >= bounds.0 && lag <= bounds.1, "lag {lag} outside {bounds:?}");
+    assert!(
+        !text.contains("crmsync_sync_lag_seconds{org=\"acme\"}"),
+        "acme has no connection: {text}"
+    );
     assert!(
         text.contains("crmsync_work_items{status=\"Succeeded\"} 2\n"),
         "the connect and the run: {text}"

@@ -67,6 +67,7 @@ macro_rules! conformance_suite {
             list_pages_through_records_by_id,
             bulk_upsert_spans_many_statements,
             state_is_committed_with_records,
+            expected_state_guards_the_whole_set,
             bulk_writes_commit_together_or_not_at_all,
             outcomes_count_rows_per_op_and_state_lists_by_prefix,
             delete_leaves_a_tombstone_reported_by_changes,

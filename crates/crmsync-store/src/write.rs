@@ -171,6 +171,11 @@ pub struct WriteOutcome {
     pub last_version: Option<Version>,
 }
 
+/// The error of a set whose expected state entry `key` changed.
+pub fn state_changed(key: &str) -> crate::StoreError {
+    crate::StoreError::Conflict(format!("state entry '{key}' changed since it was read"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,9 +243,4 @@ mod tests {
         );
         assert_eq!(set.row_count(), 8);
     }
-}
-
-/// The error of a set whose expected state entry `key` changed.
-pub fn state_changed(key: &str) -> crate::StoreError {
-    crate::StoreError::Conflict(format!("state entry '{key}' changed since it was read"))
 }

@@ -140,8 +140,10 @@ impl Scheduler {
         Ok(count)
     }
 
-    /// Polls for due work until `shutdown` completes; items in flight are then dropped and
-    /// their leases left to expire, so another instance (or this one, restarted) takes over.
+    /// Polls for due work (every [`SchedulerConfig::poll`], when work was queued through this
+    /// instance, and when one of its items ends) until `shutdown` completes; items in flight
+    /// are then dropped and their leases left to expire, so another instance (or this one,
+    /// restarted) takes over.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         tracing::info!(owner = %self.config.owner, "scheduler started");
         tokio::pin!(shutdown);
@@ -162,10 +164,13 @@ impl Scheduler {
                         .error(self.clock.now(), format!("cannot claim work: {e}")),
                 }
             }
+            // A finished item frees a slot: look for more work at once rather than at the
+            // next poll, so a long queue drains as fast as the items run.
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(self.config.poll) => {}
                 _ = self.state.work_added.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         tasks.abort_all();

@@ -107,7 +107,7 @@ pub async fn work_for_a_new_org_is_queued_before_the_org_exists(b: &impl TestBac
         ..work("newcomer", "connect", 0)
     };
     let first = queue.enqueue(new_org.clone(), t(0)).await.unwrap();
-    let second = queue.enqueue(new_org, t(0)).await.unwrap();
+    let second = queue.enqueue(new_org, t(1)).await.unwrap();
     let claimed = queue.claim_due(&lease("one", 1, 11), 5).await.unwrap();
     assert_eq!(
         claimed.iter().map(|w| w.id).collect::<Vec<_>>(),

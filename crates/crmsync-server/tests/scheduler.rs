@@ -677,3 +677,30 @@ async fn a_connect_job_waits_in_the_queue_sealed_and_is_finished_by_another_inst
         [FIELD.0]
     );
 }
+
+#[tokio::test]
+async fn a_sync_that_fails_says_why_in_its_job_and_in_the_worker_status() {
+    let (s, _scheduler, _clock) = setup().await;
+    // The server organization goes away: the client's next sync cannot read it.
+    let acme = crmsync_model::OrgName::parse("acme").unwrap();
+    s.catalog.delete_org(&acme).await.unwrap();
+    let r = s
+        .client
+        .post(sync_url(&s, "field", "SyncAsync"))
+        .basic_auth(FIELD.0, Some(FIELD.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let job = wait_job(&s, &location).await;
+    assert_eq!(job["status"], "Failed", "{job}");
+    let error = job["error"].as_str().expect("the reason").to_owned();
+    assert!(!error.is_empty() && job["runId"].is_string(), "{job}");
+    let run = get(&s, &format!("logs/{}", job["runId"].as_str().unwrap())).await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    let worker = get(&s, "worker").await;
+    assert_eq!(worker["lastError"]["message"], error.as_str(), "{worker}");
+    assert_eq!(worker["lastError"]["workId"], job["id"], "{worker}");
+    assert_eq!(worker["queue"]["Failed"], 1, "{worker}");
+}

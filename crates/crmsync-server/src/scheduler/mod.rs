@@ -240,6 +240,10 @@ impl Scheduler {
             Outcome::Done(status, result) => {
                 work.complete(item.id, owner, status, &result, now).await?;
                 self.status.finished(status);
+                if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
+                    self.status
+                        .error(now, format!("{} of '{}': {error}", item.kind, item.org));
+                }
                 tracing::info!(org = %item.org, work = %item.id, status = status.as_str(), "work finished");
             }
             Outcome::Failed { error, retry } => {

@@ -141,10 +141,18 @@ pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &Shar
         _ => WorkStatus::Failed,
     };
     let progress = progress.get().and_then(|p| p.get("progress").cloned());
-    Outcome::Done(
-        status,
-        json!({"runId": log.id, "status": log.status, "entities": log.entities, "progress": progress}),
-    )
+    let mut result =
+        json!({"runId": log.id, "status": log.status, "entities": log.entities, "progress": progress});
+    if status == WorkStatus::Failed {
+        // The run's first error says why: the job's `error` and the worker's last error.
+        let error = log
+            .messages
+            .iter()
+            .find(|m| m.level == crmsync_sync::Level::Error)
+            .map_or_else(|| "the sync run failed".to_owned(), |m| m.text.clone());
+        result["error"] = json!(error);
+    }
+    Outcome::Done(status, result)
 }
 
 pub(super) async fn connect(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
@@ -187,6 +195,14 @@ pub(super) async fn metadata(scheduler: &Scheduler, item: &WorkItem) -> Outcome 
     }
 }
 
+/// Why an item failed: the error of its last failed attempt, or of the run it ended with.
+pub fn failure(item: &WorkItem) -> Option<String> {
+    item.last_error.clone().or_else(|| {
+        let result = item.result.as_ref()?;
+        (item.status == WorkStatus::Failed).then(|| result["error"].as_str().map(str::to_owned))?
+    })
+}
+
 /// A durable job in the shape of `GET jobs/{id}` (SPEC §5.3).
 pub fn job_json(item: &WorkItem) -> Value {
     let mut result = item.result.clone().unwrap_or(Value::Null);
@@ -210,7 +226,7 @@ pub fn job_json(item: &WorkItem) -> Value {
         "progress": progress,
         "runId": result.get("runId").cloned().unwrap_or(Value::Null),
         "result": if running { Value::Null } else { result },
-        "error": if item.status == WorkStatus::Failed { json!(item.last_error) } else { Value::Null },
+        "error": if item.status == WorkStatus::Failed { json!(failure(item)) } else { Value::Null },
         "created": item.created,
         "ended": if running { Value::Null } else { json!(item.updated) },
     })

@@ -71,11 +71,21 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, scheduler::SchedulerConfig::default(), shutdown).await
+}
+
+/// [`serve`] with the scheduler worker configured (its instance name, lease length).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    scheduler: scheduler::SchedulerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let scheduler = std::sync::Arc::new(scheduler::Scheduler::new(
         state.clone(),
         std::sync::Arc::new(scheduler::SystemClock),
-        scheduler::SchedulerConfig::default(),
+        scheduler,
     ));
     // The worker stops when the shutdown future completes, or is dropped because the server
     // ended otherwise.

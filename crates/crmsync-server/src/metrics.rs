@@ -9,6 +9,9 @@
 //!   this instance's scheduler worker;
 //! - `crmsync_upstream_errors_total`: failed attempts against a server org (network or server
 //!   errors) in scheduled work;
+//! - `crmsync_sync_lag_seconds{org}`: per connected client org, seconds since its last sync run
+//!   that succeeded ended, whichever instance or command ran it (read at scrape time from
+//!   each org's store; since the connection was made when no run succeeded yet);
 //! - `crmsync_http_request_duration_seconds{method,status}`: latency of every HTTP request,
 //!   labelled by method and status only (no paths: they hold org names and ids).
 
@@ -90,7 +93,13 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    fn render(&self, out: &mut String, state: &AppState, queue: &[(crmsync_store::WorkStatus, u64)]) {
+    fn render(
+        &self,
+        out: &mut String,
+        state: &AppState,
+        queue: &[(crmsync_store::WorkStatus, u64)],
+        lags: &[(String, f64)],
+    ) {
         let w = |out: &mut String, s: std::fmt::Arguments<'_>| {
             let _ = out.write_fmt(s);
         };
@@ -172,6 +181,19 @@ impl Metrics {
         );
         w(
             out,
+            format_args!(
+                "# HELP crmsync_sync_lag_seconds Seconds since the last successful sync run of each connection.\n"
+            ),
+        );
+        w(out, format_args!("# TYPE crmsync_sync_lag_seconds gauge\n"));
+        for (org, lag) in lags {
+            w(
+                out,
+                format_args!("crmsync_sync_lag_seconds{{org=\"{org}\"}} {lag:.3}\n"),
+            );
+        }
+        w(
+            out,
             format_args!("# HELP crmsync_http_request_duration_seconds HTTP request latency.\n"),
         );
         w(
@@ -232,12 +254,42 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable\n").into_response();
         }
     };
+    let lags = match sync_lags(&state).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot read the connections");
+            return (StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable\n").into_response();
+        }
+    };
     let mut out = String::new();
-    state.metrics.render(&mut out, &state, &queue);
+    state.metrics.render(&mut out, &state, &queue, &lags);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
         .body(Body::from(out))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Per connected org, seconds since its last run that succeeded (or since it was connected).
+async fn sync_lags(state: &AppState) -> Result<Vec<(String, f64)>, crmsync_sync::SyncError> {
+    let now = chrono::Utc::now();
+    let mut lags = Vec::new();
+    for org in state.catalog.list_orgs().await? {
+        let store = match state.catalog.open_org(&org.name).await {
+            Ok(store) => store,
+            // Deleted since it was listed.
+            Err(crmsync_store::StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(conn) = crmsync_sync::Connection::load(&*store).await? else {
+            continue;
+        };
+        let since = crmsync_sync::last_success(&*store)
+            .await?
+            .unwrap_or(conn.connected_on);
+        let lag = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+        lags.push((org.name.to_string(), lag));
+    }
+    Ok(lags)
 }
 
 /// `GET /healthz`: 200 `ok` when the store answers, else 503.

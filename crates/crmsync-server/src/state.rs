@@ -53,7 +53,6 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub auth: Arc<Authenticator>,
     pub config: Arc<ServerConfig>,
-    pub jobs: Arc<crate::syncapi::Jobs>,
     /// Connectors of connected orgs, for writes forwarded to their server.
     pub connectors: Arc<crate::webapi::ConnectorCache>,
     /// Registration attempts per client address.
@@ -81,7 +80,6 @@ impl AppState {
             registrations: Arc::new(RateLimiter::new(config.registration_limit)),
             signins: Arc::new(RateLimiter::new(config.signin_limit)),
             config: Arc::new(config),
-            jobs: Arc::default(),
             connectors: Arc::default(),
             worker: Arc::default(),
             metrics: Arc::default(),

@@ -159,7 +159,8 @@ async fn a_sync_job_runs_when_due_and_brings_server_changes_to_the_client() {
         .iter()
         .find(|l| l["id"] == runs[0]["runId"])
         .cloned();
-    assert_eq!(run.expect("the run's log")["trigger"], "job");
+    let run_log = run.expect("the run's log");
+    assert_eq!(run_log["trigger"], "job");
     let process = get(&s, &format!("processes/{id}")).await;
     assert_eq!(time(&process["nextRun"]), next + Duration::minutes(15));
 
@@ -169,12 +170,31 @@ async fn a_sync_job_runs_when_due_and_brings_server_changes_to_the_client() {
         (health.status().as_u16(), health.text().await.unwrap()),
         (200, "ok".to_owned())
     );
+    let before = Utc::now();
     let metrics = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap();
+    let after = Utc::now();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
+    // The sync lag of `field`: seconds since its run ended, as of the scrape.
+    let ended = time(&run_log["ended"]);
+    let lag: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("crmsync_sync_lag_seconds{org=\"field\"} "))
+        .unwrap_or_else(|| panic!("no sync lag of field: {text}"))
+        .parse()
+        .unwrap();
+    let bounds = (
+        (before - ended).num_milliseconds() as f64 / 1000.0 - 0.001,
+        (after - ended).num_milliseconds() as f64 / 1000.0 + 0.001,
+    );
+    assert!(lag >= bounds.0 && lag <= bounds.1, "lag {lag} outside {bounds:?}");
     assert!(
-        text.contains("crmsync_work_items{status=\"Succeeded\"} 1\n"),
-        "{text}"
+        !text.contains("crmsync_sync_lag_seconds{org=\"acme\"}"),
+        "acme has no connection: {text}"
+    );
+    assert!(
+        text.contains("crmsync_work_items{status=\"Succeeded\"} 2\n"),
+        "the connect and the run: {text}"
     );
     assert!(
         text.contains("crmsync_work_items{status=\"Queued\"} 1\n"),
@@ -274,11 +294,68 @@ async fn deactivating_a_job_skips_its_queued_run() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(json(r).await["nextRun"], Value::Null);
-    clock.set(time(&created["nextRun"]));
+    // Another one is deleted while its run waits in the queue.
+    let doomed = create_process(
+        &s,
+        json!({"name": "Doomed", "frequency": {"every": 1, "unit": "days"},
+               "published": true, "activated": true}),
+    )
+    .await;
+    let r = s
+        .client
+        .delete(sync_url(
+            &s,
+            "field",
+            &format!("processes/{}", doomed["id"].as_str().unwrap()),
+        ))
+        .basic_auth(FIELD.0, Some(FIELD.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    clock.set(time(&created["nextRun"]).max(time(&doomed["nextRun"])));
     assert_eq!(
         scheduler.run_due().await.unwrap(),
         1,
-        "the stale item is claimed and skipped"
+        "the stale items are claimed and skipped, one per org at a time"
+    );
+    assert_eq!(scheduler.run_due().await.unwrap(), 1);
+    assert_eq!(scheduler.run_due().await.unwrap(), 0);
+    let work = s.catalog.work();
+    let field = crmsync_model::OrgName::parse("field").unwrap();
+    let mut reasons: Vec<String> = work
+        .list_work(&field, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.kind == "sync-job")
+        .map(|w| {
+            assert_eq!(w.status.as_str(), "Skipped", "{w:?}");
+            w.result.unwrap()["skipped"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "the process was changed or deactivated since this run was queued",
+            "the process was deleted"
+        ]
+    );
+    let worker = get(&s, "worker").await;
+    assert_eq!(worker["queue"]["Skipped"], 2, "{worker}");
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("crmsync_work_items{status=\"Skipped\"} 2\n"),
+        "{metrics}"
     );
     assert!(
         get(&s, &format!("processes/{id}/history")).await["value"]
@@ -419,6 +496,7 @@ async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
         kind: "sync".into(),
         payload: json!({"entities": [], "full": false}),
         due,
+        for_new_org: false,
     };
     let item = work.enqueue(item, Utc::now()).await.unwrap();
     let dead = Lease {
@@ -427,6 +505,24 @@ async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
         until: due + Duration::seconds(60),
     };
     assert_eq!(work.claim_due(&dead, 10).await.unwrap().len(), 1);
+    // The worker status shows what runs, where, until when.
+    let worker = get(&s, "worker").await;
+    assert_eq!(worker["queue"]["Running"], 1, "{worker}");
+    let running = &worker["running"][0];
+    assert_eq!(
+        (
+            running["id"].as_str(),
+            running["instance"].as_str(),
+            running["attempts"].as_u64()
+        ),
+        (Some(item.id.to_string().as_str()), Some("dead-instance"), Some(1)),
+        "{worker}"
+    );
+    assert_eq!(
+        time(&running["leaseExpires"]).timestamp_micros(),
+        (due + Duration::seconds(60)).timestamp_micros(),
+        "stored to the microsecond"
+    );
     clock.set(due + Duration::seconds(30));
     assert_eq!(scheduler.run_due().await.unwrap(), 0, "the lease is still live");
     clock.set(due + Duration::seconds(61));
@@ -445,4 +541,166 @@ async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
 fn base64_credentials((user, password): (&str, &str)) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// Sends `request` to an instance of its own (no scheduler, nothing in memory) on the same
+/// storage and secrets; the status and the JSON body.
+async fn oneshot(state: AppState, request: axum::http::Request<axum::body::Body>) -> (u16, Value) {
+    use tower::ServiceExt;
+    let response = crmsync_server::app(state).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn connect_request(
+    s: &TestServer,
+    org: &str,
+    registrant: (&str, &str),
+) -> axum::http::Request<axum::body::Body> {
+    let body = format!(
+        r#"<ConnectRequest><SyncSetup><ProviderID>crmsync</ProviderID><Url>{}/acme</Url>
+            <UserName>{}</UserName><Password>{}</Password>
+            <RegistrationInfo><Email>{}</Email><Password>{}</Password></RegistrationInfo>
+            <Entities>account</Entities></SyncSetup></ConnectRequest>"#,
+        s.url, ACME_ADMIN.0, ACME_ADMIN.1, registrant.0, registrant.1
+    );
+    axum::http::Request::post(format!("/rest/v1/sync/{org}/ConnectAsync"))
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connect_job_waits_in_the_queue_sealed_and_is_finished_by_another_instance() {
+    use crmsync_model::OrgName;
+    use crmsync_store::{Lease, NewUser, Role};
+
+    let config = ServerConfig {
+        allow_private_urls: true,
+        ..ServerConfig::default()
+    };
+    // The server's own worker runs nothing: the instances below do.
+    let s = TestServer::start_with_scheduler(
+        config.clone(),
+        SchedulerConfig {
+            concurrency: 0,
+            ..SchedulerConfig::default()
+        },
+    )
+    .await;
+    let state = || AppState::new(s.catalog.clone(), config.clone());
+    let (status, accepted) = oneshot(state(), connect_request(&s, "field", FIELD)).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id: uuid::Uuid = accepted["jobId"].as_str().unwrap().parse().unwrap();
+    // Someone else asks to register the same name before the first registration ran.
+    let (status, rival) = oneshot(
+        state(),
+        connect_request(&s, "field", ("rival@other.example", "rival-password")),
+    )
+    .await;
+    assert_eq!(status, 202, "{rival}");
+
+    let work = s.catalog.work();
+    let item = work.work_item(id).await.unwrap();
+    assert_eq!((item.kind.as_str(), item.status.as_str()), ("connect", "Queued"));
+    let stored = item.payload.to_string();
+    assert!(
+        !stored.contains(ACME_ADMIN.1) && !stored.contains(FIELD.1),
+        "no password in clear in the queue: {stored}"
+    );
+    let field = OrgName::parse("field").unwrap();
+    assert!(
+        s.catalog.org_info(&field).await.is_err(),
+        "nothing registered yet"
+    );
+
+    // An instance claims it and dies after registering the org, before connecting it.
+    let now = Utc::now();
+    let dead = Lease {
+        owner: "dead-instance",
+        now,
+        until: now + Duration::seconds(60),
+    };
+    let claimed = work.claim_due(&dead, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [id]);
+    let admin = NewUser {
+        email: FIELD.0.into(),
+        password: FIELD.1.into(),
+        role: Role::Admin,
+    };
+    s.catalog.create_org(&field, admin).await.unwrap();
+
+    // Another instance, with nothing in memory, takes over once the lease expired.
+    let clock = Arc::new(TestClock(Mutex::new(now + Duration::seconds(30))));
+    let scheduler = Scheduler::new(
+        state(),
+        clock.clone(),
+        SchedulerConfig {
+            owner: "second-instance".into(),
+            ..SchedulerConfig::default()
+        },
+    );
+    assert_eq!(scheduler.run_due().await.unwrap(), 0, "the lease is still live");
+    clock.set(now + Duration::seconds(61));
+    assert_eq!(scheduler.run_due().await.unwrap(), 1);
+    // The registrant reads the job by its id alone, from any instance.
+    let read = axum::http::Request::get(format!("/rest/v1/sync/field/jobs/{id}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, job) = oneshot(state(), read).await;
+    assert_eq!(status, 200);
+    assert_eq!(job["status"], "Succeeded", "{job}");
+    assert_eq!(job["result"]["entities"], json!(["account"]), "{job}");
+    let done = work.work_item(id).await.unwrap();
+    assert_eq!(
+        (done.attempts, done.lease_owner.as_deref()),
+        (2, Some("second-instance"))
+    );
+    let conn = get(&s, "connection").await;
+    assert_eq!(conn["userName"], ACME_ADMIN.0, "{conn}");
+
+    // The rival registration runs next and does not take the org over.
+    assert_eq!(scheduler.run_due().await.unwrap(), 1);
+    let rival_id = rival["jobId"].as_str().unwrap();
+    let read = axum::http::Request::get(format!("/rest/v1/sync/field/jobs/{rival_id}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (_, job) = oneshot(state(), read).await;
+    assert_eq!(job["status"], "Failed", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("already exists"), "{job}");
+    let users = s.catalog.list_users(&field).await.unwrap();
+    assert_eq!(
+        users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+        [FIELD.0]
+    );
+}
+
+#[tokio::test]
+async fn a_sync_that_fails_says_why_in_its_job_and_in_the_worker_status() {
+    let (s, _scheduler, _clock) = setup().await;
+    // The server organization goes away: the client's next sync cannot read it.
+    let acme = crmsync_model::OrgName::parse("acme").unwrap();
+    s.catalog.delete_org(&acme).await.unwrap();
+    let r = s
+        .client
+        .post(sync_url(&s, "field", "SyncAsync"))
+        .basic_auth(FIELD.0, Some(FIELD.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let job = wait_job(&s, &location).await;
+    assert_eq!(job["status"], "Failed", "{job}");
+    let error = job["error"].as_str().expect("the reason").to_owned();
+    assert!(!error.is_empty() && job["runId"].is_string(), "{job}");
+    let run = get(&s, &format!("logs/{}", job["runId"].as_str().unwrap())).await;
+    assert_eq!(run["status"], "Failed", "{run}");
+    let worker = get(&s, "worker").await;
+    assert_eq!(worker["lastError"]["message"], error.as_str(), "{worker}");
+    assert_eq!(worker["lastError"]["workId"], job["id"], "{worker}");
+    assert_eq!(worker["queue"]["Failed"], 1, "{worker}");
 }

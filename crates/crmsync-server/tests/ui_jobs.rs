@@ -357,7 +357,8 @@ async fn editing_a_job_applies_the_apis_rules_and_keeps_the_history_paged() {
             run_id: None,
             error: (i == 44).then(|| "the server cannot be reached".to_owned()),
         };
-        crmsync_sync::process::record_execution(&*store, &execution, None)
+        store
+            .write(crmsync_sync::process::execution_write(&execution).unwrap())
             .await
             .unwrap();
     }

@@ -297,6 +297,12 @@ impl Catalog for PgCatalog {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found(format!("organization '{name}'")));
         }
+        let statement = format!("DELETE FROM {} WHERE org = $1", self.table("work"));
+        sqlx::query(AssertSqlSafe(statement))
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(&self.org_schema(name)));
         sqlx::raw_sql(AssertSqlSafe(drop))
             .execute(&mut *tx)

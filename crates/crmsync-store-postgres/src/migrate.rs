@@ -15,6 +15,7 @@ pub(crate) const CATALOG: &[(i64, &str)] = &[
     (1, include_str!("../migrations/catalog/0001_init.sql")),
     (2, include_str!("../migrations/catalog/0002_apps.sql")),
     (3, include_str!("../migrations/catalog/0003_work.sql")),
+    (4, include_str!("../migrations/catalog/0004_work_new_orgs.sql")),
 ];
 pub(crate) const ORG: &[(i64, &str)] = &[(1, include_str!("../migrations/org/0001_init.sql"))];
 

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use crate::bind::{db_err, sql_state};
+use crate::bind::db_err;
 
 /// Candidate rows locked per claimed item: a claim passes over orgs that already run.
 const CANDIDATES_PER_CLAIM: usize = 4;
@@ -30,6 +30,8 @@ pub struct PgWork {
     pool: PgPool,
     /// `"{ns}catalog"."work"`.
     table: String,
+    /// `"{ns}catalog"."orgs"`.
+    orgs: String,
     /// Prefix of the advisory lock keys, so namespaces sharing a database do not contend.
     lock_prefix: String,
 }
@@ -39,6 +41,7 @@ impl PgWork {
         Self {
             pool,
             table: format!("{}.{}", quote(catalog_schema), quote("work")),
+            orgs: format!("{}.{}", quote(catalog_schema), quote("orgs")),
             lock_prefix: format!("{catalog_schema}/work/"),
         }
     }
@@ -86,6 +89,22 @@ fn item_of(row: &PgRow) -> StoreResult<WorkItem> {
 impl WorkStore for PgWork {
     async fn enqueue(&self, work: NewWork, now: DateTime<Utc>) -> StoreResult<WorkItem> {
         check_kind(&work.kind)?;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if !work.for_new_org {
+            // The key-share lock on the org's row makes a concurrent delete of the org wait
+            // for this insert, then delete the item with the org.
+            let exists: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT 1 FROM {} WHERE name = $1 FOR KEY SHARE",
+                self.orgs
+            )))
+            .bind(work.org.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if exists.is_none() {
+                return Err(StoreError::not_found(format!("organization '{}'", work.org)));
+            }
+        }
         let statement = format!(
             "INSERT INTO {} (id, org, kind, payload, status, due, attempts, created, updated) \
              VALUES ($1, $2, $3, $4, 'Queued', $5, 0, $6, $6) RETURNING *",
@@ -98,12 +117,10 @@ impl WorkStore for PgWork {
             .bind(work.payload.to_string())
             .bind(work.due)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(|e| match sql_state(&e).as_deref() {
-                Some("23503") => StoreError::not_found(format!("organization '{}'", work.org)),
-                _ => db_err(e),
-            })?;
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         item_of(&row)
     }
 

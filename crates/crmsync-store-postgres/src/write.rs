@@ -270,6 +270,28 @@ impl PgOrg {
         Ok(())
     }
 
+    /// Checks [`WriteSet::state_expected`]. It runs after the version allocation, which
+    /// locks the org's `_org_state` row until commit: every other write set of the org waits
+    /// for this one, and this statement reads the latest committed values.
+    async fn check_state(
+        &self,
+        conn: &mut PgConnection,
+        expected: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        let statement = format!("SELECT value FROM {} WHERE key = $1", self.table("_state"));
+        for (key, value) in expected {
+            let stored: Option<String> = sqlx::query_scalar(AssertSqlSafe(statement.clone()))
+                .bind(key.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            if stored != *value {
+                return Err(crmsync_store::state_changed(key));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn apply(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let outcome = self.apply_in(&mut tx, set).await?;
@@ -289,6 +311,7 @@ impl PgOrg {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
+        self.check_state(&mut *tx, &set.state_expected).await?;
         let schema = self.schema_at(&mut *tx, epoch, metadata_version).await?;
         let mut versions = Versions {
             next: last - n + 1,

@@ -211,14 +211,21 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_org(&self, name: &OrgName) -> StoreResult<()> {
         let mut cache = self.orgs.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let done = sqlx::query("DELETE FROM orgs WHERE name = ?1")
             .bind(name.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found(format!("organization '{name}'")));
         }
+        sqlx::query("DELETE FROM work WHERE org = ?1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         if let Some(org) = cache.remove(name) {
             org.close().await;
         }

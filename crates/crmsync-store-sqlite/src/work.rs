@@ -89,7 +89,20 @@ fn item_of(row: &SqliteRow) -> StoreResult<WorkItem> {
 impl WorkStore for SqliteWork {
     async fn enqueue(&self, work: NewWork, now: DateTime<Utc>) -> StoreResult<WorkItem> {
         check_kind(&work.kind)?;
-        let query = sqlx::query(
+        // The org check and the insert share the write lock, so a delete of the org cannot
+        // come in between (it deletes the org's items under the same lock).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        if !work.for_new_org {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE name = ?1")
+                .bind(work.org.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if exists.is_none() {
+                return Err(StoreError::not_found(format!("organization '{}'", work.org)));
+            }
+        }
+        let row = sqlx::query(
             "INSERT INTO work (id, org, kind, payload, status, due, attempts, created, updated) \
              VALUES (?1, ?2, ?3, ?4, 'Queued', ?5, 0, ?6, ?6) RETURNING *",
         )
@@ -98,17 +111,12 @@ impl WorkStore for SqliteWork {
         .bind(&work.kind)
         .bind(work.payload.to_string())
         .bind(micros(work.due))
-        .bind(micros(now));
-        match self.write(query).await {
-            Ok(items) => items
-                .into_iter()
-                .next()
-                .ok_or_else(|| StoreError::database("insert returned no row")),
-            Err(StoreError::Database { message, .. }) if message.contains("FOREIGN KEY") => {
-                Err(StoreError::not_found(format!("organization '{}'", work.org)))
-            }
-            Err(e) => Err(e),
-        }
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        item_of(&row)
     }
 
     async fn claim_due(&self, lease: &Lease<'_>, limit: usize) -> StoreResult<Vec<WorkItem>> {

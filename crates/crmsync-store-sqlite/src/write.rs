@@ -223,6 +223,26 @@ impl SqliteOrg {
         Ok(())
     }
 
+    /// Checks [`WriteSet::state_expected`]; under the write transaction, so nothing changes
+    /// them before the set commits.
+    async fn check_state(
+        &self,
+        conn: &mut SqliteConnection,
+        expected: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        for (key, value) in expected {
+            let stored: Option<String> = sqlx::query_scalar("SELECT value FROM _state WHERE key = ?1")
+                .bind(key.clone())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            if stored != *value {
+                return Err(crmsync_store::state_changed(key));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn apply(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
@@ -241,6 +261,7 @@ impl SqliteOrg {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
+        self.check_state(&mut *tx, &set.state_expected).await?;
         let schema = self.schema_at(&mut *tx, metadata_version).await?;
         let mut versions = Versions {
             next: last - n + 1,

@@ -45,7 +45,7 @@ pub use org::{
 };
 pub use query::{PageCursor, PageRequest, QueryPage, QueryRow, QueryStore};
 pub use work::{Lease, NewWork, Retry, WorkItem, WorkStatus, WorkStore};
-pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet};
+pub use write::{DeleteMode, UpsertMode, WriteOp, WriteOutcome, WriteSet, state_changed};
 
 /// Rows per transaction for bulk loads (sample data, initial sync): with random GUID keys,
 /// committing every few thousand rows is several times slower than every ~100k, because each

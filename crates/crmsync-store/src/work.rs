@@ -5,7 +5,7 @@
 //! arguments). Its life:
 //!
 //! ```text
-//! enqueue -> Queued --claim (due <= now)--> Running --complete--> Succeeded | PartiallySucceeded | Failed
+//! enqueue -> Queued --claim (due <= now)--> Running --complete--> Succeeded | PartiallySucceeded | Failed | Skipped
 //!              ^                              |  |
 //!              +----fail(retry_at = Some)-----+  +--fail(retry_at = None)--> Failed
 //!              +----lease expired (claimable again, attempts + 1)
@@ -19,6 +19,10 @@
 //! - a Running item whose lease expired (its instance died) is claimable again;
 //! - only the current lease owner may renew, complete or fail an item (else `Conflict`), so an
 //!   instance that lost its lease cannot overwrite the outcome of the one that took over.
+//!
+//! An item names an org that exists, except an item that creates its org ([`NewWork::for_new_org`],
+//! a registration): the queue does not reference the orgs table, and deleting an org deletes
+//! its items.
 //!
 //! Times are always passed in by the caller (never read inside), so that tests control the
 //! clock and several instances agree on what "due" means only through the stored values.
@@ -38,15 +42,19 @@ pub enum WorkStatus {
     Succeeded,
     PartiallySucceeded,
     Failed,
+    /// Ended without running anything: what it was queued for no longer applies (a run of a
+    /// process deleted or deactivated since).
+    Skipped,
 }
 
 impl WorkStatus {
-    pub const ALL: [WorkStatus; 5] = [
+    pub const ALL: [WorkStatus; 6] = [
         WorkStatus::Queued,
         WorkStatus::Running,
         WorkStatus::Succeeded,
         WorkStatus::PartiallySucceeded,
         WorkStatus::Failed,
+        WorkStatus::Skipped,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -56,6 +64,7 @@ impl WorkStatus {
             WorkStatus::Succeeded => "Succeeded",
             WorkStatus::PartiallySucceeded => "PartiallySucceeded",
             WorkStatus::Failed => "Failed",
+            WorkStatus::Skipped => "Skipped",
         }
     }
 
@@ -67,7 +76,7 @@ impl WorkStatus {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            WorkStatus::Succeeded | WorkStatus::PartiallySucceeded | WorkStatus::Failed
+            WorkStatus::Succeeded | WorkStatus::PartiallySucceeded | WorkStatus::Failed | WorkStatus::Skipped
         )
     }
 }
@@ -81,6 +90,9 @@ pub struct NewWork {
     pub payload: Value,
     /// Not claimable before this time.
     pub due: DateTime<Utc>,
+    /// The item creates `org` (a registration): it is enqueued although the org does not
+    /// exist yet. Otherwise the org must exist.
+    pub for_new_org: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +143,8 @@ pub enum Retry {
 
 #[async_trait]
 pub trait WorkStore: Send + Sync {
-    /// Adds a Queued item. `NotFound` if the org does not exist, `BadRequest` for a bad kind.
+    /// Adds a Queued item. `NotFound` if the org does not exist (unless the item is
+    /// [`NewWork::for_new_org`]), `BadRequest` for a bad kind.
     async fn enqueue(&self, work: NewWork, now: DateTime<Utc>) -> StoreResult<WorkItem>;
 
     /// Claims up to `limit` claimable items (Queued and due, or Running with an expired lease),

@@ -44,6 +44,11 @@ pub struct WriteSet {
     pub ops: Vec<WriteOp>,
     /// State entries to set (`Some`) or remove (`None`) in the same transaction.
     pub state: Vec<(String, Option<String>)>,
+    /// Values state entries must have (`None`: absent) for the set to apply; checked inside
+    /// the transaction after the org's write lock is taken, so a read-modify-write of a state
+    /// entry cannot overwrite a change made since its read. A mismatch is `Conflict` and
+    /// nothing of the set is applied.
+    pub state_expected: Vec<(String, Option<String>)>,
     /// Count created and updated rows of upserts separately (costs one id lookup per row).
     pub count_created: bool,
 }
@@ -73,6 +78,12 @@ impl WriteSet {
 
     pub fn set_state(mut self, key: impl Into<String>, value: Option<String>) -> Self {
         self.state.push((key.into(), value));
+        self
+    }
+
+    /// Applies the set only if state entry `key` still has `value` (`None`: is absent).
+    pub fn expect_state(mut self, key: impl Into<String>, value: Option<String>) -> Self {
+        self.state_expected.push((key.into(), value));
         self
     }
 
@@ -158,6 +169,11 @@ pub struct WriteOutcome {
     /// found, per op). Empty when nothing was written.
     pub first_version: Option<Version>,
     pub last_version: Option<Version>,
+}
+
+/// The error of a set whose expected state entry `key` changed.
+pub fn state_changed(key: &str) -> crate::StoreError {
+    crate::StoreError::Conflict(format!("state entry '{key}' changed since it was read"))
 }
 
 #[cfg(test)]

@@ -28,5 +28,5 @@ pub use connector::{
 pub use error::SyncError;
 pub use local::LocalConnector;
 pub use log::{EntityFigures, Level, Message, RunLog, RunStatus, Trigger};
-pub use run::{NoProgress, Progress, SyncRunner, logs};
+pub use run::{LAST_SUCCESS_KEY, NoProgress, Progress, SyncRunner, last_success, logs};
 pub use settings::{ConflictPolicy, SyncSettings, parents_first, parse_sync_filters};

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crmsync_model::EntityName;
 use crmsync_store::{OrgStore, StoreResult, WriteSet};
 
@@ -212,12 +212,26 @@ impl SyncRunner {
     }
 }
 
+/// State entry holding when the last run that succeeded ended (RFC 3339), for the sync lag.
+pub const LAST_SUCCESS_KEY: &str = "sync.last-success";
+
 async fn save_log(store: &dyn OrgStore, log: &RunLog) -> StoreResult<()> {
     let json = serde_json::to_string(log).map_err(|e| crmsync_store::StoreError::database(e.to_string()))?;
-    store
-        .write(WriteSet::new().set_state(log.key(), Some(json)))
-        .await?;
+    let mut set = WriteSet::new().set_state(log.key(), Some(json));
+    if let (RunStatus::Succeeded, Some(ended)) = (log.status, log.ended) {
+        set = set.set_state(LAST_SUCCESS_KEY, Some(ended.to_rfc3339()));
+    }
+    store.write(set).await?;
     Ok(())
+}
+
+/// When the last run of the org that succeeded ended (`None`: none since this was recorded).
+pub async fn last_success(store: &dyn OrgStore) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(store
+        .state(LAST_SUCCESS_KEY)
+        .await?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc)))
 }
 
 /// The stored run logs of an org, newest first.

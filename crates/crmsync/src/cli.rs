@@ -278,6 +278,14 @@ pub struct Serve {
     /// Accept server URLs on loopback or private addresses in connections.
     #[arg(long)]
     pub allow_private_urls: bool,
+    /// Name of this instance in the work queue's leases (shown by the worker status); unique
+    /// among the instances sharing a database. Default: a random one per start.
+    #[arg(long, env = "CRMSYNC_INSTANCE")]
+    pub instance: Option<String>,
+    /// Lease length of claimed work, in seconds (how long a dead instance's work waits before
+    /// another instance takes it over). For tests.
+    #[arg(long, env = "CRMSYNC_LEASE_SECS", hide = true, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub lease_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,6 +21,7 @@ pub(super) async fn run(scheduler: &Scheduler, item: &WorkItem, progress: &Share
         process::SYNC_JOB_KIND => sync_job(scheduler, item).await,
         webservice::SYNC_KIND => webservice::sync(scheduler, item, progress).await,
         webservice::METADATA_KIND => webservice::metadata(scheduler, item).await,
+        webservice::CONNECT_KIND => webservice::connect(scheduler, item).await,
         other => Outcome::Failed {
             error: format!("unknown kind of work '{other}'"),
             retry: Retry::Never,

@@ -12,8 +12,9 @@
 //! The loop ([`Scheduler::run`]) wakes on a timer and stops on the shutdown future; tests call
 //! [`Scheduler::run_due`], which claims what is due and runs it to the end.
 //!
-//! Kinds: `sync-job` (a scheduled run of a process, `jobs.rs`); `sync` and `metadata` (the
-//! webservice's `SyncAsync` and `UpdateMetadataAsync`, `webservice.rs`).
+//! Kinds: `sync-job` (a scheduled run of a process, `jobs.rs`); `connect`, `sync` and
+//! `metadata` (the webservice's `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync`, and the
+//! admin UI's Sync All, `webservice.rs`).
 
 mod jobs;
 mod status;
@@ -139,8 +140,10 @@ impl Scheduler {
         Ok(count)
     }
 
-    /// Polls for due work until `shutdown` completes; items in flight are then dropped and
-    /// their leases left to expire, so another instance (or this one, restarted) takes over.
+    /// Polls for due work (every [`SchedulerConfig::poll`], when work was queued through this
+    /// instance, and when one of its items ends) until `shutdown` completes; items in flight
+    /// are then dropped and their leases left to expire, so another instance (or this one,
+    /// restarted) takes over.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         tracing::info!(owner = %self.config.owner, "scheduler started");
         tokio::pin!(shutdown);
@@ -161,10 +164,13 @@ impl Scheduler {
                         .error(self.clock.now(), format!("cannot claim work: {e}")),
                 }
             }
+            // A finished item frees a slot: look for more work at once rather than at the
+            // next poll, so a long queue drains as fast as the items run.
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(self.config.poll) => {}
                 _ = self.state.work_added.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
         tasks.abort_all();
@@ -189,23 +195,34 @@ impl Scheduler {
         }
     }
 
-    /// Renews the lease every third of its length; returns only when renewal failed.
+    /// Renews the lease every third of its length, and writes new progress within a second
+    /// (with a renewal); returns only when renewal failed.
     async fn keep_lease(&self, item: &WorkItem, progress: &webservice::SharedProgress) -> StoreError {
-        let every = (self.config.lease / 3)
+        let renew_every = (self.config.lease / 3)
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
+        let tick = renew_every.min(std::time::Duration::from_secs(1));
+        let mut written = 0;
+        let mut renewed = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(tick).await;
+            let (value, changes) = progress.versioned();
+            if changes == written && renewed.elapsed() < renew_every {
+                continue;
+            }
             let now = self.clock.now();
             let lease = Lease {
                 owner: &self.config.owner,
                 now,
                 until: now + self.config.lease,
             };
+            let fresh = value.filter(|_| changes != written);
             let work = self.state.catalog.work();
-            if let Err(e) = work.renew_lease(item.id, &lease, progress.get().as_ref()).await {
+            if let Err(e) = work.renew_lease(item.id, &lease, fresh.as_ref()).await {
                 return e;
             }
+            written = changes;
+            renewed = tokio::time::Instant::now();
         }
     }
 
@@ -223,6 +240,10 @@ impl Scheduler {
             Outcome::Done(status, result) => {
                 work.complete(item.id, owner, status, &result, now).await?;
                 self.status.finished(status);
+                if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
+                    self.status
+                        .error(now, format!("{} of '{}': {error}", item.kind, item.org));
+                }
                 tracing::info!(org = %item.org, work = %item.id, status = status.as_str(), "work finished");
             }
             Outcome::Failed { error, retry } => {
@@ -245,9 +266,9 @@ impl Scheduler {
     }
 }
 
-/// A result saying the item was skipped, and why.
+/// An item that ended without running anything, and why.
 pub(crate) fn skipped(reason: &str) -> Outcome {
-    Outcome::Done(WorkStatus::Succeeded, json!({"skipped": reason}))
+    Outcome::Done(WorkStatus::Skipped, json!({"skipped": reason}))
 }
 
 #[cfg(test)]

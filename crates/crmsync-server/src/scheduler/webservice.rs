@@ -1,24 +1,34 @@
-//! The sync webservice's asynchronous jobs, run from the durable queue so that a job survives a
-//! restart of the instance that accepted it (and may run on another instance):
-//! - `sync` (`SyncAsync`): payload `{"entities":[…],"full":bool}`; a sync run with trigger
-//!   `webservice`, limited to those entities (they must still be enabled);
+//! The sync webservice's and the admin UI's asynchronous jobs, run from the durable queue so
+//! that a job survives a restart of the instance that accepted it (and may run on another
+//! instance), and never runs beside another job of the same org:
+//! - `connect` (`ConnectAsync`): payload `{"request": SealedConnectRequest, "open": bool}`;
+//!   creates or replaces the connection, registering the org first when it does not exist
+//!   (`crmsync_sync::service::connect`). The request's secrets are sealed with the master key,
+//!   never stored in clear. `open`: the job may be read by whoever holds its id (a
+//!   registrant has no account until the job succeeds);
+//! - `sync` (`SyncAsync`, and Sync All of the admin UI): payload
+//!   `{"entities":[…],"full":bool,"trigger":"webservice"|"manual"}`; a sync run limited to
+//!   those entities (they must still be enabled);
 //! - `metadata` (`UpdateMetadataAsync`): payload `{"preview":bool}`.
 //!
 //! A job someone asked for now is not retried behind their back: a failure ends it `Failed`
-//! with the reason, as the in-process jobs did. Progress is kept in the item's result while it
-//! runs (written with each lease renewal).
+//! with the reason. Progress is kept in the item's result while it runs (written with the
+//! lease renewals, at most a second late).
 
 use std::sync::{Arc, Mutex};
 
 use crmsync_model::EntityName;
+use crmsync_model::OrgName;
 use crmsync_store::{Retry, WorkItem, WorkStatus};
-use crmsync_sync::service::update_metadata;
+use crmsync_sync::service::{SealedConnectRequest, connect as connect_org, update_metadata};
 use crmsync_sync::{Connection, EntityFigures, Progress, RunStatus, SyncError, SyncRunner, Trigger};
 use serde_json::{Value, json};
 
 use super::{Outcome, Scheduler};
 
-/// The work kind of `SyncAsync`.
+/// The work kind of `ConnectAsync`.
+pub const CONNECT_KIND: &str = "connect";
+/// The work kind of `SyncAsync` and of the admin UI's Sync All.
 pub const SYNC_KIND: &str = "sync";
 /// The work kind of `UpdateMetadataAsync`.
 pub const METADATA_KIND: &str = "metadata";
@@ -30,21 +40,28 @@ fn failed(e: &SyncError) -> Outcome {
     }
 }
 
-/// The latest progress of a run, shared with the lease renewal that stores it.
+/// The latest progress of a run, shared with the lease renewal that stores it; `changes`
+/// counts updates, so the renewal writes only what it has not written yet.
 #[derive(Default)]
-pub(crate) struct SharedProgress(Mutex<Option<Value>>);
+pub(crate) struct SharedProgress(Mutex<(Option<Value>, u64)>);
 
 impl SharedProgress {
     pub(crate) fn get(&self) -> Option<Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    /// The progress and how many updates it has had.
+    pub(crate) fn versioned(&self) -> (Option<Value>, u64) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, f: impl FnOnce(&mut Value)) {
         let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let value = guard.get_or_insert_with(
+        let value = guard.0.get_or_insert_with(
             || json!({"progress": {"phase": "download", "entity": null, "done": 0, "total": 0}}),
         );
         f(&mut value["progress"]);
+        guard.1 += 1;
     }
 }
 
@@ -107,9 +124,13 @@ pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &Shar
         }
         settings.entities = wanted;
     }
+    let trigger = match item.payload["trigger"].as_str() {
+        Some("manual") => Trigger::Manual,
+        _ => Trigger::Webservice,
+    };
     let mut runner = SyncRunner::new(store, server, settings);
     runner.full = item.payload["full"].as_bool().unwrap_or(false);
-    let log = match runner.run(Trigger::Webservice, progress).await {
+    let log = match runner.run(trigger, progress).await {
         Ok(log) => log,
         Err(e) => return failed(&e),
     };
@@ -120,10 +141,43 @@ pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &Shar
         _ => WorkStatus::Failed,
     };
     let progress = progress.get().and_then(|p| p.get("progress").cloned());
-    Outcome::Done(
-        status,
-        json!({"runId": log.id, "status": log.status, "entities": log.entities, "progress": progress}),
-    )
+    let mut result =
+        json!({"runId": log.id, "status": log.status, "entities": log.entities, "progress": progress});
+    if status == WorkStatus::Failed {
+        // The run's first error says why: the job's `error` and the worker's last error.
+        let error = log
+            .messages
+            .iter()
+            .find(|m| m.level == crmsync_sync::Level::Error)
+            .map_or_else(|| "the sync run failed".to_owned(), |m| m.text.clone());
+        result["error"] = json!(error);
+    }
+    Outcome::Done(status, result)
+}
+
+pub(super) async fn connect(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
+    let state = &scheduler.state;
+    let key = state.config.secrets_key;
+    let request = serde_json::from_value::<SealedConnectRequest>(item.payload["request"].clone())
+        .map_err(|e| SyncError::Invalid(format!("work {} holds no readable connect request: {e}", item.id)))
+        .and_then(|sealed| sealed.open(&key, &item.org, state.config.allow_private_urls));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return failed(&e),
+    };
+    let registers = request.registration.is_some();
+    let factory = move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &key);
+    match connect_org(&*state.catalog, &key, request, &factory).await {
+        Ok((conn, update)) => {
+            tracing::info!(org = %item.org, registered = registers, "connected");
+            let entities: Vec<&str> = conn.settings.entities.iter().map(|e| e.as_str()).collect();
+            Outcome::Done(
+                WorkStatus::Succeeded,
+                json!({"entities": entities, "metadataChanges": update.describe(), "notes": update.notes}),
+            )
+        }
+        Err(e) => failed(&e),
+    }
 }
 
 pub(super) async fn metadata(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
@@ -139,6 +193,14 @@ pub(super) async fn metadata(scheduler: &Scheduler, item: &WorkItem) -> Outcome 
         ),
         Err(e) => failed(&e),
     }
+}
+
+/// Why an item failed: the error of its last failed attempt, or of the run it ended with.
+pub fn failure(item: &WorkItem) -> Option<String> {
+    item.last_error.clone().or_else(|| {
+        let result = item.result.as_ref()?;
+        (item.status == WorkStatus::Failed).then(|| result["error"].as_str().map(str::to_owned))?
+    })
 }
 
 /// A durable job in the shape of `GET jobs/{id}` (SPEC §5.3).
@@ -164,7 +226,7 @@ pub fn job_json(item: &WorkItem) -> Value {
         "progress": progress,
         "runId": result.get("runId").cloned().unwrap_or(Value::Null),
         "result": if running { Value::Null } else { result },
-        "error": if item.status == WorkStatus::Failed { json!(item.last_error) } else { Value::Null },
+        "error": if item.status == WorkStatus::Failed { json!(failure(item)) } else { Value::Null },
         "created": item.created,
         "ended": if running { Value::Null } else { json!(item.updated) },
     })

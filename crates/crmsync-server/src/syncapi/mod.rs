@@ -1,16 +1,17 @@
 //! The sync webservice (SPEC §5.3): `/rest/v1/sync/{org}/…`, where `{org}` is the Client org.
 //!
 //! `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync` answer 202 with a job to poll at
-//! `jobs/{id}`. `SyncAsync` and `UpdateMetadataAsync` are durable work items run by the
-//! scheduler of any instance (they survive a restart); `ConnectAsync` (which may register the
-//! org its job would belong to) and the admin UI's Sync All still run in this process; the connection, its entities, filters and settings (`connection.rs`) and the
-//! logs (`logs.rs`), the processes (Sync Jobs, `processes.rs`) and the offline transactions
-//! (`transactions.rs`) are read and changed directly. Every route needs the org's admin role,
-//! except `ConnectAsync` for an org that does not exist yet (registration, unless closed).
+//! `jobs/{id}`. Each job is a durable work item run by the scheduler of any instance
+//! (`scheduler::webservice`): it survives a restart, and never runs beside another job of the
+//! same org. The request is checked here (authentication, registration policy and rate
+//! limit, the body), the server only when the job runs. The connection, its entities, filters
+//! and settings (`connection.rs`) and the logs (`logs.rs`), the processes (Sync Jobs,
+//! `processes.rs`) and the offline transactions (`transactions.rs`) are read and changed
+//! directly. Every route needs the org's admin role, except `ConnectAsync` for an org that
+//! does not exist yet (registration, unless closed), whose job is readable by its id alone.
 
 mod connect;
 pub(crate) mod connection;
-mod jobs;
 mod logs;
 pub(crate) mod processes;
 pub mod transactions;
@@ -27,15 +28,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use crmsync_model::{EntityName, OrgName};
 use crmsync_store::{NewUser, NewWork, Role, StoreError};
-use crmsync_sync::service::{ConnectRequest, connect as connect_org};
-use crmsync_sync::{
-    BackendType, Connection, Connector, EntityFigures, Progress, RunStatus, SyncRunner, Trigger,
-};
+use crmsync_sync::service::{ConnectRequest, SealedConnectRequest};
+use crmsync_sync::{BackendType, Connection, Connector, Trigger};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
-
-pub use jobs::{JobStatus, Jobs};
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState, scheduler};
@@ -203,46 +200,12 @@ async fn connect_async(
         allow_private_urls: state.config.allow_private_urls,
         registration,
     };
-    let id = state.jobs.create("connect", name.as_str());
     // A registrant has no account until the job succeeds: the job id is their capability.
     let open = request.registration.is_some();
-    state.jobs.update(id, |j| j.open = open);
-    let st = state.clone();
-    state.jobs.spawn(id, async move {
-        let secrets = st.config.secrets_key;
-        let factory =
-            move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
-        let (conn, update) = connect_org(&*st.catalog, &secrets, request, &factory)
-            .await
-            .map_err(|e| e.to_string())?;
-        let entities: Vec<&str> = conn.settings.entities.iter().map(|e| e.as_str()).collect();
-        Ok((
-            JobStatus::Succeeded,
-            json!({"entities": entities, "metadataChanges": update.describe(), "notes": update.notes}),
-        ))
-    });
+    let sealed = SealedConnectRequest::seal(&state.config.secrets_key, &request);
+    let payload = json!({"request": sealed, "open": open});
+    let id = enqueue(&state, &name, scheduler::webservice::CONNECT_KIND, payload, open).await?;
     Ok(accepted(&name, id))
-}
-
-/// Reports a run's progress on its job.
-struct JobProgressSink {
-    jobs: Arc<Jobs>,
-    id: Uuid,
-}
-
-impl Progress for JobProgressSink {
-    fn entity_started(&self, entity: &str, index: usize, count: usize) {
-        self.jobs.update(self.id, |j| {
-            j.progress.phase = "download".into();
-            j.progress.entity = Some(entity.to_owned());
-            j.progress.done = index as u64;
-            j.progress.total = count as u64;
-        });
-    }
-
-    fn entity_done(&self, _: &EntityFigures) {
-        self.jobs.update(self.id, |j| j.progress.done += 1);
-    }
 }
 
 #[derive(Default, Deserialize)]
@@ -284,22 +247,31 @@ async fn sync_async(
         }
         settings.entities = wanted;
     }
-    let entities: Vec<&str> = if request.entities.is_empty() {
+    let entities = if request.entities.is_empty() {
         Vec::new()
     } else {
-        settings.entities.iter().map(|e| e.as_str()).collect()
+        settings.entities
     };
-    let payload = json!({"entities": entities, "full": request.full});
-    let id = enqueue(&state, &caller.org, scheduler::webservice::SYNC_KIND, payload).await?;
+    let payload = sync_payload(&entities, request.full, Trigger::Webservice);
+    let id = enqueue(
+        &state,
+        &caller.org,
+        scheduler::webservice::SYNC_KIND,
+        payload,
+        false,
+    )
+    .await?;
     Ok(accepted(&caller.org, id))
 }
 
-/// Queues a durable job of the webservice for the scheduler (of any instance) to run.
-async fn enqueue(
+/// Queues a durable job for the scheduler (of any instance) to run; `for_new_org` when the
+/// job registers `org`.
+pub(crate) async fn enqueue(
     state: &AppState,
     org: &OrgName,
     kind: &str,
     payload: serde_json::Value,
+    for_new_org: bool,
 ) -> Result<Uuid, ApiError> {
     let now = chrono::Utc::now();
     let work = NewWork {
@@ -307,6 +279,7 @@ async fn enqueue(
         kind: kind.to_owned(),
         payload,
         due: now,
+        for_new_org,
     };
     let item = state.catalog.work().enqueue(work, now).await?;
     state.work_added.notify_one();
@@ -314,41 +287,14 @@ async fn enqueue(
     Ok(item.id)
 }
 
-/// Starts a sync run of `caller`'s org as a job (Sync All of the webservice and of the admin
-/// UI); the job reports the run's progress and, once done, its run id and figures.
-pub(crate) fn start_sync(
-    state: &AppState,
-    caller: Caller,
-    conn: &Connection,
-    settings: crmsync_sync::SyncSettings,
-    full: bool,
-    trigger: Trigger,
-) -> Result<Uuid, ApiError> {
-    let server = connector(state, &caller.org, conn)?;
-    let id = state.jobs.create("sync", caller.org.as_str());
-    let jobs = state.jobs.clone();
-    let metrics = state.metrics.clone();
-    state.jobs.spawn(id, async move {
-        let progress = JobProgressSink {
-            jobs: jobs.clone(),
-            id,
-        };
-        let mut runner = SyncRunner::new(caller.store.clone(), server, settings);
-        runner.full = full;
-        let log = runner.run(trigger, &progress).await.map_err(|e| e.to_string())?;
-        metrics.run_finished(&log);
-        jobs.update(id, |j| j.run_id = Some(log.id));
-        let status = match log.status {
-            RunStatus::Succeeded => JobStatus::Succeeded,
-            RunStatus::PartiallySucceeded => JobStatus::PartiallySucceeded,
-            _ => JobStatus::Failed,
-        };
-        Ok((
-            status,
-            json!({"runId": log.id, "status": log.status, "entities": log.entities}),
-        ))
-    });
-    Ok(id)
+/// The payload of a `sync` job: Sync All of `entities` (empty: every enabled one).
+pub(crate) fn sync_payload(entities: &[EntityName], full: bool, trigger: Trigger) -> serde_json::Value {
+    let entities: Vec<&str> = entities.iter().map(|e| e.as_str()).collect();
+    let trigger = match trigger {
+        Trigger::Manual => "manual",
+        _ => "webservice",
+    };
+    json!({"entities": entities, "full": full, "trigger": trigger})
 }
 
 #[derive(Default, Deserialize)]
@@ -368,7 +314,14 @@ async fn metadata_async(
     let request: MetadataBody = optional_json(&body)?;
     connection_of(&caller).await?;
     let payload = json!({"preview": request.preview});
-    let id = enqueue(&state, &caller.org, scheduler::webservice::METADATA_KIND, payload).await?;
+    let id = enqueue(
+        &state,
+        &caller.org,
+        scheduler::webservice::METADATA_KIND,
+        payload,
+        false,
+    )
+    .await?;
     Ok(accepted(&caller.org, id))
 }
 
@@ -378,18 +331,23 @@ async fn job(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request(format!("'{id}' is not a job id")))?;
-    if let Some(job) = state.jobs.get(id, &org).filter(|j| j.open) {
-        return Ok(Json(job).into_response());
+    let item = match state.catalog.work().work_item(id).await {
+        Ok(item) => Some(item),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // A registration's job is read by its id alone (the registrant has no account before it
+    // succeeds); any other job needs the org's admin, and another org's job is not found.
+    if let Some(item) = item.as_ref().filter(|i| {
+        i.org.as_str() == org && i.kind == scheduler::webservice::CONNECT_KIND && i.payload["open"] == true
+    }) {
+        return Ok(Json(scheduler::webservice::job_json(item)).into_response());
     }
     let caller = admin(&state, &org, &headers).await?;
-    if let Some(job) = state.jobs.get(id, caller.org.as_str()) {
-        return Ok(Json(job).into_response());
-    }
-    match state.catalog.work().work_item(id).await {
-        Ok(item) if item.org == caller.org => {
+    match item {
+        Some(item) if item.org == caller.org => {
             Ok(Json(scheduler::webservice::job_json(&item)).into_response())
         }
-        Ok(_) | Err(StoreError::NotFound(_)) => Err(ApiError::not_found(format!("job {id}"))),
-        Err(e) => Err(e.into()),
+        _ => Err(ApiError::not_found(format!("job {id}"))),
     }
 }

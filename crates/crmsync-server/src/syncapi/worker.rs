@@ -12,6 +12,7 @@ use crmsync_store::WorkStatus;
 use serde_json::{Value, json};
 
 use super::admin;
+use crate::scheduler::webservice::failure;
 use crate::{ApiError, AppState};
 
 /// Items of the org looked at, newest first.
@@ -38,8 +39,8 @@ pub(super) async fn worker(
         .collect();
     let last_error = items
         .iter()
-        .filter(|i| i.last_error.is_some())
-        .max_by_key(|i| i.updated)
-        .map(|i| json!({"at": i.updated, "kind": i.kind, "workId": i.id, "message": i.last_error}));
+        .filter_map(|i| Some((i, failure(i)?)))
+        .max_by_key(|(i, _)| i.updated)
+        .map(|(i, message)| json!({"at": i.updated, "kind": i.kind, "workId": i.id, "message": message}));
     Ok(Json(json!({"queue": queue, "running": running, "lastError": last_error})).into_response())
 }

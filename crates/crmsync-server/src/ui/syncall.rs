@@ -1,11 +1,14 @@
-//! Sync All: starts a sync run of the enabled entities as a job of the sync webservice
-//! (`syncapi::start_sync`, trigger `manual`) and shows its progress live: the progress panel
-//! reloads itself every second (htmx polling) until the job ends, then links the run's log.
+//! Sync All: queues a sync run of the enabled entities as a durable job, the same `sync` work
+//! item as the webservice's `SyncAsync` (trigger `manual`), run by the scheduler of any
+//! instance, never beside another run of the org; it shows the job's progress live from the
+//! queue: the progress panel reloads itself every second (htmx polling) until the job ends,
+//! then links the run's log.
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use crmsync_store::{StoreError, WorkStatus};
 use crmsync_sync::{RunLog, Trigger};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -13,7 +16,8 @@ use uuid::Uuid;
 use super::pages::{Chrome, Section, UiError, ok, see_other};
 use super::session::Admin;
 use crate::AppState;
-use crate::syncapi::{JobStatus, start_sync};
+use crate::scheduler::webservice::{SYNC_KIND, job_json};
+use crate::syncapi::{enqueue, sync_payload};
 
 #[derive(Template)]
 #[template(path = "ui/syncall.html")]
@@ -48,17 +52,11 @@ pub async fn start(
     admin: Admin,
     Form(f): Form<StartForm>,
 ) -> Result<Response, UiError> {
-    let conn = super::pages::connection(&admin).await?;
+    // Checks that the org is connected (the page says so otherwise).
+    super::pages::connection(&admin).await?;
     let org = admin.caller.org.clone();
-    let settings = conn.settings.clone();
-    let id = start_sync(
-        &state,
-        admin.caller,
-        &conn,
-        settings,
-        f.full.is_some(),
-        Trigger::Manual,
-    )?;
+    let payload = sync_payload(&[], f.full.is_some(), Trigger::Manual);
+    let id = enqueue(&state, &org, SYNC_KIND, payload, false).await?;
     tracing::info!(org = %org, job = %id, "Sync All started from the admin UI");
     Ok(see_other(&format!("/admin/{org}/sync/run/{id}")))
 }
@@ -76,30 +74,33 @@ pub struct JobView {
     pub poll: String,
 }
 
-fn job_view(state: &AppState, admin: &Admin, id: &str) -> Result<JobView, UiError> {
-    let gone = || {
-        UiError::not_found(
-            "This sync job is not known here (the server may have restarted since). Its run, if it ran, is in the Logs.",
-        )
-    };
+async fn job_view(state: &AppState, admin: &Admin, id: &str) -> Result<JobView, UiError> {
+    let gone = || UiError::not_found("This sync job is not known. Its run, if it ran, is in the Logs.");
     let uuid = Uuid::parse_str(id).map_err(|_| gone())?;
-    let job = state.jobs.get(uuid, admin.caller.org.as_str()).ok_or_else(gone)?;
-    let running = matches!(job.status, JobStatus::Queued | JobStatus::Running);
+    let item = match state.catalog.work().work_item(uuid).await {
+        Ok(item) if item.org == admin.caller.org && item.kind == SYNC_KIND => item,
+        Ok(_) | Err(StoreError::NotFound(_)) => return Err(gone()),
+        Err(e) => return Err(e.into()),
+    };
+    let job = job_json(&item);
+    let progress = &job["progress"];
+    let number = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
     Ok(JobView {
-        running,
-        status: format!("{:?}", job.status),
-        status_label: match job.status {
-            JobStatus::Queued => "Queued",
-            JobStatus::Running => "Running",
-            JobStatus::Succeeded => "Succeeded",
-            JobStatus::PartiallySucceeded => "Partially succeeded (see the log)",
-            JobStatus::Failed => "Failed",
+        running: !item.status.is_final(),
+        status: item.status.as_str().to_owned(),
+        status_label: match item.status {
+            WorkStatus::Queued => "Queued",
+            WorkStatus::Running => "Running",
+            WorkStatus::Succeeded => "Succeeded",
+            WorkStatus::PartiallySucceeded => "Partially succeeded (see the log)",
+            WorkStatus::Failed => "Failed",
+            WorkStatus::Skipped => "Skipped",
         },
-        entity: job.progress.entity.clone(),
-        done: job.progress.done,
-        total: job.progress.total,
-        run_id: job.run_id.map(|r| r.to_string()),
-        error: job.error.clone(),
+        entity: progress["entity"].as_str().map(str::to_owned),
+        done: number(&progress["done"]),
+        total: number(&progress["total"]),
+        run_id: job["runId"].as_str().map(str::to_owned),
+        error: job["error"].as_str().map(str::to_owned),
         poll: format!("/admin/{}/sync/run/{id}/progress", admin.caller.org),
     })
 }
@@ -124,7 +125,7 @@ pub async fn job(
     admin: Admin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    let job = job_view(&state, &admin, &id)?;
+    let job = job_view(&state, &admin, &id).await?;
     Ok(ok(&JobPage {
         chrome: Chrome::org(&admin, Section::SyncAll, "Sync All"),
         job,
@@ -137,7 +138,7 @@ pub async fn progress(
     admin: Admin,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    let job = job_view(&state, &admin, &id)?;
+    let job = job_view(&state, &admin, &id).await?;
     Ok(ok(&ProgressPanel {
         org: admin.caller.org.to_string(),
         job,

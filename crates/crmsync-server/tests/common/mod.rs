@@ -46,6 +46,15 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> TestServer {
+        Self::start_with_scheduler(config, crmsync_server::scheduler::SchedulerConfig::default()).await
+    }
+
+    /// A server whose scheduler worker runs with `scheduler` (e.g. a poll so long that it
+    /// only runs what is queued through this server).
+    pub async fn start_with_scheduler(
+        config: ServerConfig,
+        scheduler: crmsync_server::scheduler::SchedulerConfig,
+    ) -> TestServer {
         let (storage, catalog) = storage().await;
         let acme = OrgName::parse("acme").unwrap();
         let admin = |(email, password): (&str, &str), role| NewUser {
@@ -84,7 +93,7 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(catalog.clone(), config);
-        tokio::spawn(crmsync_server::serve(listener, state, async {
+        tokio::spawn(crmsync_server::serve_with(listener, state, scheduler, async {
             let _ = rx.await;
         }));
         TestServer {

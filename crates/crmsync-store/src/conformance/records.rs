@@ -480,6 +480,62 @@ pub async fn state_is_committed_with_records(b: &impl TestBackend) {
     assert_eq!(store.state("token").await.unwrap(), None);
 }
 
+/// A write set that expects a state entry's value applies only while the entry still has it,
+/// and then not at all: a read-modify-write cannot overwrite a change made since its read,
+/// whichever instance made it.
+pub async fn expected_state_guards_the_whole_set(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let thing = entity_name("thing");
+    store
+        .write(
+            WriteSet::new()
+                .expect_state("process", None)
+                .set_state("process", Some("v1".into())),
+        )
+        .await
+        .unwrap();
+    // Another instance changes the entry after this one read "v1".
+    let other = b.catalog().await.open_org(&org("acme")).await.unwrap();
+    other
+        .write(
+            WriteSet::new()
+                .expect_state("process", Some("v1".into()))
+                .set_state("process", Some("v2".into())),
+        )
+        .await
+        .unwrap();
+    let rec = Record::new(RecordId::new_random()).with("name", Value::String("A".into()));
+    let stale = WriteSet::new()
+        .record(thing.clone(), rec, UpsertMode::Upsert)
+        .expect_state("process", Some("v1".into()))
+        .set_state("process", Some("v1 changed".into()))
+        .set_state("history", Some("h".into()));
+    let err = store.write(stale).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("process")),
+        "{err}"
+    );
+    assert_eq!(store.state("process").await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(store.state("history").await.unwrap(), None, "nothing of the set");
+    assert_eq!(store.count(&thing).await.unwrap(), 0, "nothing of the set");
+    // A deleted entry is not brought back by a write that read it.
+    other
+        .write(WriteSet::new().set_state("process", None))
+        .await
+        .unwrap();
+    let err = store
+        .write(
+            WriteSet::new()
+                .expect_state("process", Some("v2".into()))
+                .set_state("process", Some("v3".into())),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.state("process").await.unwrap(), None);
+}
+
 pub async fn bulk_writes_commit_together_or_not_at_all(b: &impl TestBackend) {
     let catalog = b.catalog().await;
     let store = org_with_thing(&*catalog, "acme").await;

@@ -33,6 +33,7 @@ fn work(org_name: &str, kind: &str, due: i64) -> NewWork {
         kind: kind.into(),
         payload: json!({"entities": ["account"], "note": "bob\"e'); DROP TABLE work;--"}),
         due: t(due),
+        for_new_org: false,
     }
 }
 
@@ -93,6 +94,55 @@ pub async fn work_is_enqueued_read_listed_and_deleted_with_its_org(b: &impl Test
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(queue.list_work(&org("beta"), 10).await.unwrap().len(), 1);
+}
+
+/// A registration's item is queued before its org exists, runs under the same one-per-org
+/// rule, and stays readable whatever becomes of the org; once the org exists and is deleted,
+/// its items go with it.
+pub async fn work_for_a_new_org_is_queued_before_the_org_exists(b: &impl TestBackend) {
+    let catalog = catalog_with_orgs(b, &[]).await;
+    let queue = catalog.work();
+    let new_org = NewWork {
+        for_new_org: true,
+        ..work("newcomer", "connect", 0)
+    };
+    let first = queue.enqueue(new_org.clone(), t(0)).await.unwrap();
+    let second = queue.enqueue(new_org, t(1)).await.unwrap();
+    let claimed = queue.claim_due(&lease("one", 1, 11), 5).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|w| w.id).collect::<Vec<_>>(),
+        [first.id],
+        "one at a time for that name too"
+    );
+    queue
+        .fail(
+            first.id,
+            "one",
+            "the server refused the credentials",
+            Retry::Never,
+            t(2),
+        )
+        .await
+        .unwrap();
+    let failed = b.catalog().await.work().work_item(first.id).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (WorkStatus::Failed, Some("the server refused the credentials"))
+    );
+
+    catalog.create_org(&org("newcomer"), admin()).await.unwrap();
+    let claimed = queue.claim_due(&lease("one", 3, 13), 5).await.unwrap();
+    assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [second.id]);
+    queue
+        .complete(second.id, "one", WorkStatus::Succeeded, &json!({}), t(4))
+        .await
+        .unwrap();
+    catalog.delete_org(&org("newcomer")).await.unwrap();
+    assert!(queue.list_work(&org("newcomer"), 10).await.unwrap().is_empty());
+    assert!(matches!(
+        queue.work_item(second.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn claims_take_due_items_earliest_first_under_a_lease(b: &impl TestBackend) {
@@ -329,10 +379,23 @@ pub async fn work_counts_cover_every_status(b: &impl TestBackend) {
     queue.enqueue(work("beta", "sync", 50), t(0)).await.unwrap();
     queue.claim_due(&lease("one", 1, 11), 5).await.unwrap();
     queue.fail(a.id, "one", "boom", Retry::Never, t(2)).await.unwrap();
+    let b = queue.claim_due(&lease("one", 3, 13), 5).await.unwrap();
+    assert_eq!(b.len(), 1);
+    queue
+        .complete(
+            b[0].id,
+            "one",
+            WorkStatus::Skipped,
+            &json!({"skipped": "stale"}),
+            t(4),
+        )
+        .await
+        .unwrap();
     let counts: HashMap<WorkStatus, u64> = queue.work_counts().await.unwrap().into_iter().collect();
-    assert_eq!(counts[&WorkStatus::Queued], 2);
+    assert_eq!(counts[&WorkStatus::Queued], 1);
     assert_eq!(counts[&WorkStatus::Running], 0);
     assert_eq!(counts[&WorkStatus::Failed], 1);
+    assert_eq!(counts[&WorkStatus::Skipped], 1);
 }
 
 /// Two instances claim and complete concurrently: each item runs exactly once, and no org

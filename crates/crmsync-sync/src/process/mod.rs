@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 pub use frequency::{Frequency, Unit};
 pub use schedule::SYNC_JOB_KIND;
-pub use store::{delete, history, list, load, record_execution, save};
+pub use store::{delete, execution_write, history, list, load, modify};
 
 use crate::SyncError;
 

@@ -6,9 +6,14 @@
 //! item and repoints; an item the process no longer points at is stale, and the scheduler
 //! completes it without running anything (so a change never needs to find and cancel the old
 //! item, even while it runs on another instance).
+//!
+//! Every change of a stored process is a guarded read-modify-write ([`store::modify`]): an
+//! update and the end of a run racing each other (on one instance or two) are applied one
+//! after the other, the second on top of the first. An item queued by an attempt that lost
+//! the race is stale like any other, and skipped.
 
 use chrono::{DateTime, Utc};
-use crmsync_store::{NewWork, OrgStore, WorkItem, WorkStore};
+use crmsync_store::{NewWork, OrgStore, WorkItem, WorkStore, WriteSet};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -34,6 +39,7 @@ async fn queue_next(
                         kind: SYNC_JOB_KIND.into(),
                         payload: json!({"process": process.id}),
                         due,
+                        for_new_org: false,
                     },
                     now,
                 )
@@ -53,7 +59,7 @@ pub async fn create(
 ) -> Result<Process, SyncError> {
     let mut process = Process::create(input, now)?;
     queue_next(work, store, &mut process, now).await?;
-    store::save(store, &process).await?;
+    store::save_new(store, &process).await?;
     Ok(process)
 }
 
@@ -64,14 +70,19 @@ pub async fn update(
     input: ProcessInput,
     now: DateTime<Utc>,
 ) -> Result<Process, SyncError> {
-    let mut process = store::load(store, id).await?;
-    let before = (process.is_active(), process.frequency.clone());
-    process.update(input, now)?;
-    let rescheduled = before != (process.is_active(), process.frequency.clone());
-    if rescheduled || (process.is_active() && process.scheduled_work.is_none()) {
-        queue_next(work, store, &mut process, now).await?;
-    }
-    store::save(store, &process).await?;
+    let (process, ()) = store::modify(store, id, |mut process| {
+        let input = input.clone();
+        async move {
+            let before = (process.is_active(), process.frequency.clone());
+            process.update(input, now)?;
+            let rescheduled = before != (process.is_active(), process.frequency.clone());
+            if rescheduled || (process.is_active() && process.scheduled_work.is_none()) {
+                queue_next(work, store, &mut process, now).await?;
+            }
+            Ok((process, WriteSet::new(), ()))
+        }
+    })
+    .await?;
     Ok(process)
 }
 
@@ -85,16 +96,18 @@ pub async fn run_now(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Process, SyncError> {
-    let mut process = store::load(store, id).await?;
-    if !process.is_active() {
-        return Err(SyncError::Invalid(format!(
-            "process '{}' is not active: publish and activate it before running it",
-            process.name
-        )));
-    }
-    process.next_run = Some(now);
-    queue_next(work, store, &mut process, now).await?;
-    store::save(store, &process).await?;
+    let (process, ()) = store::modify(store, id, |mut process| async move {
+        if !process.is_active() {
+            return Err(SyncError::Invalid(format!(
+                "process '{}' is not active: publish and activate it before running it",
+                process.name
+            )));
+        }
+        process.next_run = Some(now);
+        queue_next(work, store, &mut process, now).await?;
+        Ok((process, WriteSet::new(), ()))
+    })
+    .await?;
     Ok(process)
 }
 
@@ -114,28 +127,33 @@ pub async fn finish_run(
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Option<Process>, SyncError> {
-    // Read again: the process may have changed while it ran.
-    let mut process = match store::load(store, execution.process).await {
-        Ok(p) => p,
-        Err(SyncError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if execution.status == "Succeeded" || execution.status == "PartiallySucceeded" {
-        process.consecutive_failures = 0;
-        process.last_error = None;
-    } else {
-        process.consecutive_failures += 1;
-        process.last_error = execution.error.clone();
-    }
-    if is_current(&process, item) {
-        match retry_at {
-            Some(at) => process.next_run = Some(at),
-            None => {
-                process.next_run = Some(process.frequency.next_after(process.created, now)?);
-                queue_next(work, store, &mut process, now).await?;
+    // Read again: the process may have changed while it ran (and may change while this
+    // runs: `modify` then applies it again on top).
+    let changed = store::modify(store, execution.process, |mut process| async move {
+        if execution.status == "Succeeded" || execution.status == "PartiallySucceeded" {
+            process.consecutive_failures = 0;
+            process.last_error = None;
+        } else {
+            process.consecutive_failures += 1;
+            process.last_error = execution.error.clone();
+        }
+        if is_current(&process, item) {
+            match retry_at {
+                Some(at) => process.next_run = Some(at),
+                None => {
+                    process.next_run = Some(process.frequency.next_after(process.created, now)?);
+                    queue_next(work, store, &mut process, now).await?;
+                }
             }
         }
+        let history = store::execution_write(execution)?;
+        Ok((process, history, ()))
+    })
+    .await;
+    match changed {
+        Ok((process, ())) => Ok(Some(process)),
+        // Deleted with its history: the run is not recorded.
+        Err(SyncError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    store::record_execution(store, execution, Some(&process)).await?;
-    Ok(Some(process))
 }

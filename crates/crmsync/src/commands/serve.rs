@@ -1,7 +1,8 @@
 //! `crmsync serve`: the HTTP server and the scheduler worker (`crmsync_server::serve`) until
 //! Ctrl-C or SIGTERM, then a graceful shutdown.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use crmsync_server::scheduler::SchedulerConfig;
 use crmsync_server::{AppState, ServerConfig};
 
 use crate::cli::{Registration, Serve, StoreArgs};
@@ -22,8 +23,21 @@ pub async fn run(args: &StoreArgs, cmd: Serve) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cmd.listen))?;
     let address = listener.local_addr()?;
+    let mut scheduler = SchedulerConfig::default();
+    if let Some(name) = cmd.instance {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            bail!("--instance takes a name of 1 to 100 characters");
+        }
+        scheduler.owner = name.to_owned();
+    }
+    if let Some(secs) = cmd.lease_secs {
+        scheduler.lease = chrono::Duration::seconds(i64::from(secs));
+    }
+    tracing::info!(instance = %scheduler.owner, "scheduler instance");
     println!("crmsync listening on http://{address}");
-    crmsync_server::serve(listener, AppState::new(catalog, config), shutdown_signal()).await?;
+    let state = AppState::new(catalog, config);
+    crmsync_server::serve_with(listener, state, scheduler, shutdown_signal()).await?;
     println!("crmsync stopped");
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crmsync_model::{EntityMetadata, RecordBatch, RecordId, Value};
+use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
 use crmsync_store::sql::{self, RowContext, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
@@ -40,28 +40,6 @@ pub(crate) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default()
 }
 
-type Row = (RecordId, Vec<Value>);
-
-/// Splits rows into statements of at most `max` rows in which no id appears twice:
-/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that touches one row twice, and a later
-/// statement applies a repeated id after its earlier occurrence, as the batch orders it.
-fn statements(rows: &[Row], max: usize) -> Vec<&[Row]> {
-    let mut out = Vec::new();
-    let (mut start, mut ids) = (0, HashSet::new());
-    for (i, (id, _)) in rows.iter().enumerate() {
-        if i - start == max || !ids.insert(*id) {
-            out.push(&rows[start..i]);
-            start = i;
-            ids.clear();
-            ids.insert(*id);
-        }
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
-}
-
 impl PgOrg {
     #[allow(clippy::too_many_arguments)]
     async fn upsert(
@@ -84,7 +62,7 @@ impl PgOrg {
                 .await;
         }
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
-        for chunk in statements(&batch.rows, per_statement) {
+        for chunk in sql::distinct_runs(&batch.rows, per_statement) {
             if count_created || mode == UpsertMode::CreateOnly {
                 let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
                 let existing = self.existing_ids(conn, entity, &ids).await?;
@@ -126,7 +104,8 @@ impl PgOrg {
         Ok(())
     }
 
-    /// Update-only writes: one `UPDATE` per row, so a missing id is reported by name.
+    /// Updates existing records only, many per statement: `NotFound` names the first one
+    /// missing.
     #[allow(clippy::too_many_arguments)]
     async fn update_each(
         &self,
@@ -138,37 +117,36 @@ impl PgOrg {
         versions: &mut Versions,
         outcome: &mut WriteOutcome,
     ) -> StoreResult<()> {
-        let (statement, slots) = sql::update_one(
-            &self.names,
-            entity.logical_name.as_str(),
-            entity.primary_id_attribute.as_str(),
-            layout,
-        );
-        let storages: Vec<sql::Storage> = slots
-            .iter()
-            .map(|slot| {
-                layout
-                    .columns
-                    .iter()
-                    .find(|(_, s)| s == slot)
-                    .map_or(sql::Storage::Text, |(c, _)| c.storage)
-            })
-            .collect();
-        for (id, values) in &batch.rows {
-            let row = RowContext {
-                id: *id,
-                version: versions.take(),
-                now,
-                values,
-            };
-            let mut q = sqlx::query(AssertSqlSafe(statement.clone()));
-            for (slot, storage) in slots.iter().zip(&storages) {
-                q = bind(q, sql::slot_param(*slot, *storage, &row));
+        let (table, pk) = (entity.logical_name.as_str(), entity.primary_id_attribute.as_str());
+        let slots = sql::update_slots(layout);
+        let per_statement = sql::rows_per_statement(self.names.dialect, slots.len());
+        for chunk in sql::distinct_runs(&batch.rows, per_statement) {
+            let mut q = sqlx::query(AssertSqlSafe(sql::update_rows(
+                &self.names,
+                table,
+                pk,
+                layout,
+                chunk.len(),
+            )));
+            for (id, values) in chunk {
+                let row = RowContext {
+                    id: *id,
+                    version: versions.take(),
+                    now,
+                    values,
+                };
+                for (slot, storage) in &slots {
+                    q = bind(q, sql::slot_param(*slot, *storage, &row));
+                }
             }
-            if q.execute(&mut *conn).await.map_err(db_err)?.rows_affected() == 0 {
-                return Err(StoreError::not_found(sql::record_label(entity, id)));
+            let updated = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected();
+            if updated < chunk.len() as u64 {
+                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let existing = self.existing_ids(conn, entity, &ids).await?;
+                let missing = ids.iter().find(|id| !existing.contains(id)).unwrap_or(&ids[0]);
+                return Err(StoreError::not_found(sql::record_label(entity, missing)));
             }
-            outcome.updated += 1;
+            outcome.updated += chunk.len() as u64;
         }
         Ok(())
     }
@@ -420,31 +398,5 @@ impl crmsync_store::RecordStore for PgOrg {
 
     async fn count(&self, entity: &crmsync_model::EntityName) -> StoreResult<u64> {
         self.count_records(entity).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rows(ids: &[u8]) -> Vec<Row> {
-        ids.iter()
-            .map(|i| {
-                (
-                    RecordId::from_uuid(uuid::Uuid::from_u128(u128::from(*i))),
-                    Vec::new(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn statements_respect_size_and_never_repeat_an_id() {
-        let r = rows(&[1, 2, 3, 1, 4, 5, 6]);
-        let lens: Vec<usize> = statements(&r, 3).iter().map(|s| s.len()).collect();
-        assert_eq!(lens, [3, 3, 1]);
-        let r = rows(&[1, 1, 1]);
-        assert_eq!(statements(&r, 10).len(), 3);
-        assert!(statements(&[], 10).is_empty());
     }
 }

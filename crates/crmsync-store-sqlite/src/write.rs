@@ -63,32 +63,7 @@ impl SqliteOrg {
         let pk = entity.primary_id_attribute.as_str();
         let now = now();
         if mode == UpsertMode::UpdateOnly {
-            let (statement, slots) = sql::update_one(&self.names, table, pk, layout);
-            for (id, values) in &batch.rows {
-                let row = RowContext {
-                    id: *id,
-                    version: versions.take(),
-                    now,
-                    values,
-                };
-                let mut q = sqlx::query(AssertSqlSafe(statement.clone()));
-                for slot in &slots {
-                    let storage = layout
-                        .columns
-                        .iter()
-                        .find(|(_, s)| s == slot)
-                        .map(|(c, _)| c.storage);
-                    q = bind(
-                        q,
-                        sql::slot_param(*slot, storage.unwrap_or(sql::Storage::Text), &row),
-                    );
-                }
-                if q.execute(&mut *conn).await.map_err(db_err)?.rows_affected() == 0 {
-                    return Err(StoreError::not_found(sql::record_label(entity, id)));
-                }
-                outcome.updated += 1;
-            }
-            return Ok(());
+            return self.update(conn, entity, batch, layout, versions, outcome).await;
         }
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
         for chunk in batch.rows.chunks(per_statement) {
@@ -129,6 +104,52 @@ impl SqliteOrg {
                 }
             }
             q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Updates existing records only, many per statement: `NotFound` names the first one
+    /// missing.
+    async fn update(
+        &self,
+        conn: &mut SqliteConnection,
+        entity: &EntityMetadata,
+        batch: &RecordBatch,
+        layout: &WriteLayout,
+        versions: &mut Versions,
+        outcome: &mut WriteOutcome,
+    ) -> StoreResult<()> {
+        let (table, pk) = (entity.logical_name.as_str(), entity.primary_id_attribute.as_str());
+        let now = now();
+        let slots = sql::update_slots(layout);
+        let per_statement = sql::rows_per_statement(self.names.dialect, slots.len());
+        for chunk in sql::distinct_runs(&batch.rows, per_statement) {
+            let mut q = sqlx::query(AssertSqlSafe(sql::update_rows(
+                &self.names,
+                table,
+                pk,
+                layout,
+                chunk.len(),
+            )));
+            for (id, values) in chunk {
+                let row = RowContext {
+                    id: *id,
+                    version: versions.take(),
+                    now,
+                    values,
+                };
+                for (slot, storage) in &slots {
+                    q = bind(q, sql::slot_param(*slot, *storage, &row));
+                }
+            }
+            let updated = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected();
+            if updated < chunk.len() as u64 {
+                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let existing = self.existing_ids(conn, entity, &ids).await?;
+                let missing = ids.iter().find(|id| !existing.contains(id)).unwrap_or(&ids[0]);
+                return Err(StoreError::not_found(sql::record_label(entity, missing)));
+            }
+            outcome.updated += chunk.len() as u64;
         }
         Ok(())
     }

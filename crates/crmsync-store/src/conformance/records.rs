@@ -454,6 +454,74 @@ pub async fn bulk_upsert_spans_many_statements(b: &impl TestBackend) {
     assert_eq!(got.get("count"), Some(&Value::Integer(0)));
 }
 
+pub async fn bulk_update_spans_many_statements(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let columns: Vec<AttributeName> = ["name", "count"]
+        .iter()
+        .map(|c| AttributeName::parse(c).unwrap())
+        .collect();
+    let ids: Vec<RecordId> = (0..1200).map(|_| RecordId::new_random()).collect();
+    let mut batch = RecordBatch::new(columns.clone());
+    for (i, id) in ids.iter().enumerate() {
+        batch.push(*id, vec![Value::String(format!("row {i}")), Value::Integer(1)]);
+    }
+    store
+        .write(WriteSet::new().upsert(entity_name("thing"), batch, UpsertMode::Upsert))
+        .await
+        .unwrap();
+    let before = store.current_version().await.unwrap();
+    // Every record once (nulls among them), then one of them again: applied in batch order.
+    let mut update = RecordBatch::new(columns.clone());
+    for (i, id) in ids.iter().enumerate() {
+        let name = if i % 3 == 0 {
+            Value::Null
+        } else {
+            Value::String(format!("new {i}"))
+        };
+        update.push(*id, vec![name, Value::Integer(i as i32 % 7)]);
+    }
+    update.push(ids[5], vec![Value::String("last".into()), Value::Integer(99)]);
+    let out = store
+        .write(WriteSet::new().upsert(entity_name("thing"), update, UpsertMode::UpdateOnly))
+        .await
+        .unwrap();
+    assert_eq!((out.created, out.updated), (0, 1201));
+    assert_eq!(
+        (out.first_version, out.last_version),
+        (Some(before + 1), Some(before + 1201))
+    );
+    assert_eq!(store.count(&entity_name("thing")).await.unwrap(), 1200);
+    let got = |id| {
+        let store = store.clone();
+        async move { store.retrieve(&entity_name("thing"), id, None).await.unwrap() }
+    };
+    let fifth = got(ids[5]).await;
+    assert_eq!(fifth.get("name"), Some(&Value::String("last".into())));
+    assert_eq!(fifth.get("count"), Some(&Value::Integer(99)));
+    assert_eq!(fifth.get("versionnumber"), Some(&Value::BigInt(before + 1201)));
+    assert_eq!(got(ids[3]).await.get("name"), Some(&Value::Null));
+    assert_eq!(got(ids[1100]).await.get("count"), Some(&Value::Integer(1100 % 7)));
+
+    // One missing record fails the whole set and is named.
+    let missing = RecordId::new_random();
+    let mut update = RecordBatch::new(columns);
+    for id in [ids[0], missing, ids[1]] {
+        update.push(id, vec![Value::String("never".into()), Value::Integer(0)]);
+    }
+    let err = store
+        .write(WriteSet::new().upsert(entity_name("thing"), update, UpsertMode::UpdateOnly))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(err.to_string().contains(&missing.to_string()), "{err}");
+    assert_ne!(
+        got(ids[1]).await.get("name"),
+        Some(&Value::String("never".into()))
+    );
+    assert_eq!(store.current_version().await.unwrap(), before + 1201);
+}
+
 pub async fn state_is_committed_with_records(b: &impl TestBackend) {
     let catalog = b.catalog().await;
     let store = org_with_thing(&*catalog, "acme").await;

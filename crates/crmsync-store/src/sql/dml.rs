@@ -1,6 +1,6 @@
 //! Statements reading and writing records, tombstones and changes.
 
-use super::columns::{ReadLayout, Slot, WriteLayout};
+use super::columns::{ReadLayout, Slot, Storage, WriteLayout};
 use super::{SqlNames, quote};
 
 /// A multi-row insert of `rows` rows in `layout`; with `upsert`, existing ids are updated
@@ -39,31 +39,42 @@ pub fn upsert_rows(
     sql
 }
 
-/// `UPDATE … SET … WHERE pk = ?`; returns the SQL and the slots to bind, in order (the id
-/// last). A defaulted `createdon` is left alone.
-pub fn update_one(names: &SqlNames, table: &str, pk: &str, layout: &WriteLayout) -> (String, Vec<Slot>) {
-    let mut slots = Vec::new();
-    let mut sets = Vec::new();
-    for (c, slot) in &layout.columns {
-        if *slot == Slot::Id || (c.name == "createdon" && *slot == Slot::Now) {
-            continue;
-        }
-        slots.push(*slot);
-        sets.push(format!(
-            "{} = {}",
-            quote(&c.name),
-            names.dialect.param(slots.len())
-        ));
-    }
-    slots.push(Slot::Id);
-    let sql = format!(
-        "UPDATE {} SET {} WHERE {} = {}",
-        names.table(table),
+/// The slots an update binds per row, with their storage: every written column except the id
+/// and a defaulted `createdon`, then the id.
+pub fn update_slots(layout: &WriteLayout) -> Vec<(Slot, Storage)> {
+    let mut slots: Vec<(Slot, Storage)> = layout
+        .columns
+        .iter()
+        .filter(|(c, slot)| *slot != Slot::Id && !(c.name == "createdon" && *slot == Slot::Now))
+        .map(|(c, slot)| (*slot, c.storage))
+        .collect();
+    slots.push((Slot::Id, Storage::Guid));
+    slots
+}
+
+/// An update of `rows` existing records in one statement, binding [`update_slots`] row after
+/// row: `UPDATE t SET c = v.column1, … FROM (VALUES (…), …) AS v WHERE t.pk = v.columnN`. The
+/// ids of one statement must be distinct (a record matched twice would be updated once).
+pub fn update_rows(names: &SqlNames, table: &str, pk: &str, layout: &WriteLayout, rows: usize) -> String {
+    let slots = update_slots(layout);
+    let width = slots.len();
+    let sets: Vec<String> = layout
+        .columns
+        .iter()
+        .filter(|(c, slot)| *slot != Slot::Id && !(c.name == "createdon" && *slot == Slot::Now))
+        .enumerate()
+        .map(|(i, (c, _))| format!("{} = v.column{}", quote(&c.name), i + 1))
+        .collect();
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", names.params(r * width + 1, width)))
+        .collect();
+    let table = names.table(table);
+    format!(
+        "UPDATE {table} SET {} FROM (VALUES {}) AS v WHERE {table}.{} = v.column{width}",
         sets.join(", "),
+        values.join(", "),
         quote(pk),
-        names.dialect.param(slots.len())
-    );
-    (sql, slots)
+    )
 }
 
 /// Which of `n` ids exist.

@@ -59,6 +59,27 @@ pub fn rows_per_statement(dialect: Dialect, width: usize) -> usize {
     (dialect.max_params() / width.max(1)).clamp(1, 500)
 }
 
+/// Splits rows into statements of at most `max` rows in which no id appears twice:
+/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that touches one row twice, an `UPDATE … FROM`
+/// updates a row matched twice only once, and a later statement applies a repeated id after
+/// its earlier occurrence, as the batch orders it.
+pub fn distinct_runs(rows: &[(RecordId, Vec<Value>)], max: usize) -> Vec<&[(RecordId, Vec<Value>)]> {
+    let mut out = Vec::new();
+    let (mut start, mut ids) = (0, std::collections::HashSet::new());
+    for (i, (id, _)) in rows.iter().enumerate() {
+        if i - start == max || !ids.insert(*id) {
+            out.push(&rows[start..i]);
+            start = i;
+            ids.clear();
+            ids.insert(*id);
+        }
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
 /// Builds a record from the raw columns of one row read with `layout`.
 pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Record> {
     let mut record = Record::default();
@@ -83,4 +104,30 @@ pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Rec
 /// The id of a record, for messages.
 pub fn record_label(entity: &EntityMetadata, id: &RecordId) -> String {
     format!("{}({id})", entity.logical_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(ids: &[u8]) -> Vec<(RecordId, Vec<Value>)> {
+        ids.iter()
+            .map(|i| {
+                (
+                    RecordId::from_uuid(uuid::Uuid::from_u128(u128::from(*i))),
+                    Vec::new(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_respect_size_and_never_repeat_an_id() {
+        let r = rows(&[1, 2, 3, 1, 4, 5, 6]);
+        let lens: Vec<usize> = distinct_runs(&r, 3).iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [3, 3, 1]);
+        let r = rows(&[1, 1, 1]);
+        assert_eq!(distinct_runs(&r, 10).len(), 3);
+        assert!(distinct_runs(&[], 10).is_empty());
+    }
 }

@@ -1,28 +1,10 @@
 //! `crmsync app …` as a user runs it: an application created on the command line obtains a
 //! token from a running `crmsync serve` with the client_credentials grant and calls the Web API.
 
+mod common;
+use common::{crmsync, failure, stdout};
+
 use std::io::BufRead;
-
-use assert_cmd::Command;
-
-fn crmsync(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
-
-fn failure(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().stderr.clone();
-    String::from_utf8(out).unwrap()
-}
 
 /// The value after `label` on its line of `out`.
 fn field(out: &str, label: &str) -> String {

@@ -1,21 +1,8 @@
 //! The main job as a user runs it: `crmsync demo --no-serve`, then the sync commands on the
 //! organizations it left behind.
 
-use assert_cmd::Command;
-
-fn crmsync(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
+mod common;
+use common::{crmsync, stdout as run};
 
 #[test]
 fn demo_syncs_two_orgs_over_http_and_leaves_logs_and_a_working_connection() {

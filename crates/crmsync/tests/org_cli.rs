@@ -1,22 +1,9 @@
 //! `crmsync org …` as a user runs it: output, exit codes and one-line errors.
 
+mod common;
+use common::{crmsync, failure, stdout};
+
 use assert_cmd::Command;
-
-fn crmsync(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data").arg(dir).env_remove("CRMSYNC_DATABASE_URL");
-    cmd
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
-
-fn failure(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().stderr.clone();
-    String::from_utf8(out).unwrap()
-}
 
 #[test]
 fn org_create_with_sample_prints_what_it_created_and_org_list_shows_it() {

@@ -1,26 +1,8 @@
 //! `crmsync process …` as an administrator runs it: Sync Jobs created, listed, published and
 //! activated, run now, refused with a reason when wrong, and deleted, on the embedded store.
 
-use assert_cmd::Command;
-
-fn crmsync(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
-}
-
-fn failure(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().stderr.clone();
-    String::from_utf8(out).unwrap()
-}
+mod common;
+use common::{crmsync, failure, stdout};
 
 #[test]
 fn processes_are_created_scheduled_refused_with_reasons_and_deleted() {

@@ -1,27 +1,13 @@
 //! `crmsync transactions …` on a client org's queue: listing by status, the transitions an
 //! administrator may make, and clear refusals of the others.
 
+mod common;
+use common::{crmsync, failure as stderr_of_failure, stdout};
+
 use crmsync_model::{AttributeName, EntityName, MetadataChange, OrgName, Value};
 use crmsync_store::Catalog;
 use crmsync_store_sqlite::SqliteCatalog;
 use crmsync_sync::transactions::{self, ClientChange, Operation, Outcome, TxStatus};
-
-fn crmsync(dir: &std::path::Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("crmsync").unwrap();
-    cmd.arg("--data")
-        .arg(dir)
-        .env_remove("CRMSYNC_DATABASE_URL")
-        .env_remove("CRMSYNC_MASTER_KEY");
-    cmd
-}
-
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
-}
-
-fn stderr_of_failure(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().failure().get_output().stderr.clone()).unwrap()
-}
 
 #[tokio::test]
 async fn transactions_are_listed_and_steered_by_status() {

@@ -17,6 +17,16 @@ pub fn crmsync(dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The standard output of a command that must succeed.
+pub fn stdout(cmd: &mut assert_cmd::Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+/// The standard error of a command that must fail.
+pub fn failure(cmd: &mut assert_cmd::Command) -> String {
+    String::from_utf8(cmd.assert().failure().get_output().stderr.clone()).unwrap()
+}
+
 /// A running `crmsync serve`, killed when the test ends, however it ends.
 pub struct Server(Child);
 

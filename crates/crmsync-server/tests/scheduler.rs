@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{ACME_ADMIN, TestServer, json};
+use common::{ACME_ADMIN, TestServer, json, sync_url, wait_job};
 use crmsync_server::scheduler::{Clock, Scheduler, SchedulerConfig};
 use crmsync_server::{AppState, ServerConfig};
 use serde_json::{Value, json};
@@ -27,10 +27,6 @@ impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap()
     }
-}
-
-fn sync_url(s: &TestServer, org: &str, path: &str) -> String {
-    format!("{}/rest/v1/sync/{org}/{path}", s.url)
 }
 
 /// A server with `acme`, and `field` connected to it (account and contact), plus a scheduler
@@ -428,25 +424,6 @@ async fn process_routes_refuse_bad_input_clearly() {
     assert_eq!(r.status(), 404);
 }
 
-async fn wait_job(s: &TestServer, location: &str) -> Value {
-    for _ in 0..400 {
-        let job = json(
-            s.client
-                .get(format!("{}{location}", s.url))
-                .basic_auth(FIELD.0, Some(FIELD.1))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        if job["status"] != "Queued" && job["status"] != "Running" {
-            return job;
-        }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-    panic!("job {location} did not end");
-}
-
 #[tokio::test]
 async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
     use crmsync_model::OrgName;
@@ -464,7 +441,7 @@ async fn webservice_jobs_survive_a_restart_and_a_dead_instance() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait_job(&s, &location).await;
+    let job = wait_job(&s, &location, FIELD).await;
     assert_eq!(job["status"], "Succeeded", "{job}");
     assert_eq!(job["kind"], "sync");
 
@@ -693,7 +670,7 @@ async fn a_sync_that_fails_says_why_in_its_job_and_in_the_worker_status() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait_job(&s, &location).await;
+    let job = wait_job(&s, &location, FIELD).await;
     assert_eq!(job["status"], "Failed", "{job}");
     let error = job["error"].as_str().expect("the reason").to_owned();
     assert!(!error.is_empty() && job["runId"].is_string(), "{job}");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, json};
+use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, json, sync_url, wait_job};
 use crmsync_server::ServerConfig;
 use serde_json::Value;
 
@@ -23,30 +23,6 @@ fn connect_xml(s: &TestServer, provider: &str, url: &str) -> String {
         ACME_ADMIN.0, ACME_ADMIN.1, FIELD.0, FIELD.1
     )
     .replace("{url}", &s.url)
-}
-
-fn sync_url(s: &TestServer, org: &str, path: &str) -> String {
-    format!("{}/rest/v1/sync/{org}/{path}", s.url)
-}
-
-/// Polls a job until it ends; returns its final JSON.
-async fn wait(s: &TestServer, org: &str, location: &str, who: (&str, &str)) -> Value {
-    for _ in 0..200 {
-        let job = json(
-            s.client
-                .get(format!("{}{location}", s.url))
-                .basic_auth(who.0, Some(who.1))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        if !matches!(job["status"].as_str(), Some("Queued" | "Running")) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {location} of {org} did not finish");
 }
 
 async fn start() -> TestServer {
@@ -71,7 +47,7 @@ async fn connect_registers_the_client_then_sync_and_logs_follow() {
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(json(r).await["status"], "Queued");
-    let job = wait(&s, "field", &location, FIELD).await;
+    let job = wait_job(&s, &location, FIELD).await;
     assert_eq!(job["status"], "Succeeded", "{job}");
     assert_eq!(
         job["result"]["entities"],
@@ -101,7 +77,7 @@ async fn connect_registers_the_client_then_sync_and_logs_follow() {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait(&s, "field", &location, FIELD).await;
+    let job = wait_job(&s, &location, FIELD).await;
     assert_eq!(job["status"], "Succeeded", "{job}");
     assert_eq!(job["progress"]["done"], 2);
     let run_id = job["runId"].as_str().unwrap().to_owned();
@@ -142,7 +118,7 @@ async fn connect_registers_the_client_then_sync_and_logs_follow() {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait(&s, "field", &location, FIELD).await;
+    let job = wait_job(&s, &location, FIELD).await;
     assert_eq!(job["result"]["changes"], serde_json::json!([]), "{job}");
 
     let bad = r#"<SyncFilters><fetch><entity name="account"><filter><condition attribute="nosuch" operator="eq" value="1"/></filter></entity></fetch></SyncFilters>"#;
@@ -225,7 +201,7 @@ async fn bad_connect_requests_are_refused_and_store_nothing() {
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let org = crmsync_model::OrgName::parse("field").unwrap();
     // The registrant reads the job by its id (there is no admin yet) and learns why it failed.
-    let job = wait(&s, "field", &location, ("anyone@example.com", "whatever-pw")).await;
+    let job = wait_job(&s, &location, ("anyone@example.com", "whatever-pw")).await;
     assert_eq!(job["status"], "Failed");
     assert!(job["error"].as_str().unwrap().contains("credentials"), "{job}");
     assert!(s.catalog.org_info(&org).await.is_err(), "nothing was stored");
@@ -239,7 +215,7 @@ async fn bad_connect_requests_are_refused_and_store_nothing() {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait(&strict, "field", &location, FIELD).await;
+    let job = wait_job(&strict, &location, FIELD).await;
     assert_eq!(job["status"], "Failed");
     assert!(
         job["error"].as_str().unwrap().contains("private")
@@ -321,7 +297,7 @@ async fn closed_registration_refuses_new_orgs_but_not_existing_admins() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let job = wait(&s, "beta", &location, BETA_ADMIN).await;
+    let job = wait_job(&s, &location, BETA_ADMIN).await;
     assert_eq!(job["status"], "Succeeded", "{job}");
 }
 

@@ -129,6 +129,31 @@ impl TestServer {
     }
 }
 
+/// A route of the sync webservice of `org`.
+pub fn sync_url(s: &TestServer, org: &str, path: &str) -> String {
+    format!("{}/rest/v1/sync/{org}/{path}", s.url)
+}
+
+/// Polls an asynchronous job (its `Location`) as `who` until it ends; returns its final JSON.
+pub async fn wait_job(s: &TestServer, location: &str, who: (&str, &str)) -> serde_json::Value {
+    for _ in 0..400 {
+        let job = json(
+            s.client
+                .get(format!("{}{location}", s.url))
+                .basic_auth(who.0, Some(who.1))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if !matches!(job["status"].as_str(), Some("Queued" | "Running")) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {location} did not end");
+}
+
 pub async fn json(response: reqwest::Response) -> serde_json::Value {
     let status = response.status();
     let text = response.text().await.unwrap();

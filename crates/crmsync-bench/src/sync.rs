@@ -2,7 +2,9 @@
 //! loopback HTTP (a real server, the Dataverse connector, the sync engine), beside the raw
 //! limit measured in the same run (the same rows upserted straight into an SQLite database by
 //! a minimal writer). Then an incremental sync of 1% changes (updates and deletes), and a
-//! sync with nothing changed over the five sample entities.
+//! sync with nothing changed over the five sample entities. With `--database`, a second
+//! client org on PostgreSQL gets the same syncs, beside its own raw limit (the rows bound
+//! straight into multi-row upserts).
 //!
 //! The server runs in a child process (this binary's hidden `serve-catalog` command) over
 //! the same data directory, so the peak memory printed is the client's alone: this process's
@@ -17,17 +19,22 @@ use crmsync_model::{EntityName, MetadataChange, OrgName, Value};
 use crmsync_sample::{SampleEntity, SampleGenerator, crm_entities};
 use crmsync_server::{AppState, ServerConfig};
 use crmsync_store::{Catalog, DeleteMode, NewUser, OrgStore, Role, UpsertMode, WriteSet};
+use crmsync_store_postgres::PgCatalog;
 use crmsync_store_sqlite::SqliteCatalog;
 use crmsync_sync::service::{ConnectRequest, connect};
 use crmsync_sync::{BackendType, Connection, NoProgress, SyncRunner, SyncSettings, Trigger};
 
-use crate::raw_sqlite;
+use crate::{raw_postgres, raw_sqlite};
 
 #[derive(clap::Args)]
 pub struct SyncBench {
     /// Number of account records on the server.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
+    /// Also sync into a client org on PostgreSQL at this URL (postgres://…), beside its own
+    /// raw limit.
+    #[arg(long, env = "CRMSYNC_BENCH_DATABASE_URL")]
+    database: Option<String>,
 }
 
 /// A memory figure of a process (`self` or a pid) from its status (`VmHWM`, `VmRSS`), in MB.
@@ -45,7 +52,7 @@ fn peak_rss_mb(process: &str) -> Option<f64> {
 
 /// CPU time (user + system) a process (`self` or a pid) has used so far, in seconds: on a
 /// loaded machine wall-clock ratios wander, the work done does not.
-fn cpu_seconds(process: &str) -> f64 {
+pub(crate) fn cpu_seconds(process: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{process}/stat")) else {
         return 0.0;
     };
@@ -169,6 +176,14 @@ async fn timed_sync(
     Ok((started.elapsed(), log))
 }
 
+/// One client store measured: its raw limit and its syncs.
+struct Leg {
+    name: &'static str,
+    conn: Connection,
+    client: Arc<dyn OrgStore>,
+    initial: Duration,
+}
+
 impl SyncBench {
     pub async fn run(self) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -188,40 +203,76 @@ impl SyncBench {
                 .await?;
         }
         println!(
-            "sync benchmark: {} accounts, server -> client over loopback HTTP, SQLite in {}",
+            "sync benchmark: {} accounts, server -> client over loopback HTTP, server on SQLite in {}",
             self.records,
             dir.path().display()
         );
+        let server_process = ServerProcess::start(dir.path()).await?;
+        let key: [u8; 32] = rand::random();
 
-        // The raw limit: the same rows into an identical, empty table by a minimal writer.
-        let raw_org = OrgName::parse("raw")?;
-        catalog.create_org(&raw_org, admin()).await?;
-        let account = crm_entities().into_iter().next().context("account")?;
-        catalog
-            .open_org(&raw_org)
-            .await?
-            .apply_metadata(&[MetadataChange::CreateEntity { entity: account }])
-            .await?;
+        // The initial syncs first, while the server holds exactly the generated rows.
         let sqlite = SqliteCatalog::open(dir.path()).await?;
-        let cpu_before = cpu_seconds("self");
-        let raw = raw_sqlite::upsert_all(&sqlite.org_path(&raw_org), &generator).await?;
-        let raw_cpu = cpu_seconds("self") - cpu_before;
-        let cpu_before = cpu_seconds("self");
-        for batch in generator.batches(SampleEntity::Account, 50_000) {
-            std::hint::black_box(batch);
+        let raw_org = create_raw_org(&*catalog).await?;
+        let (raw, raw_cpu) = measure_raw(
+            raw_sqlite::upsert_all(&sqlite.org_path(&raw_org), &generator),
+            &generator,
+        )
+        .await?;
+        let mut legs = vec![
+            self.initial(&server_process, key, "SQLite", catalog, raw, raw_cpu)
+                .await?,
+        ];
+        let mut postgres = None;
+        if let Some(url) = &self.database {
+            let namespace = format!("benchsync{}_", std::process::id());
+            let pg = Arc::new(PgCatalog::connect(url, &namespace).await?);
+            postgres = Some(pg.clone());
+            let leg = async {
+                let raw_org = create_raw_org(&*pg).await?;
+                let schema = pg.org_schema(&raw_org);
+                let (raw, raw_cpu) = measure_raw(
+                    raw_postgres::upsert_all(pg.pool(), &schema, &generator),
+                    &generator,
+                )
+                .await?;
+                self.initial(&server_process, key, "PostgreSQL", pg.clone(), raw, raw_cpu)
+                    .await
+            }
+            .await;
+            match leg {
+                Ok(leg) => legs.push(leg),
+                Err(e) => {
+                    drop_orgs(&*pg).await;
+                    return Err(e);
+                }
+            }
         }
-        let raw_cpu = raw_cpu - (cpu_seconds("self") - cpu_before);
+        let result = self.changes(&*server, &generator, key, &legs).await;
+        if let Some(pg) = postgres {
+            drop_orgs(&*pg).await;
+        }
+        result?;
+        server_process.stop().await
+    }
+
+    /// The raw limit is given; runs the initial sync into a new client org of `catalog`.
+    async fn initial(
+        &self,
+        server_process: &ServerProcess,
+        key: [u8; 32],
+        name: &'static str,
+        catalog: Arc<dyn Catalog>,
+        raw: Duration,
+        raw_cpu: f64,
+    ) -> anyhow::Result<Leg> {
+        println!("{name} client");
         println!(
             "  raw   (minimal writer, one transaction)               {:>8.2} s",
             raw.as_secs_f64()
         );
-
-        let server_process = ServerProcess::start(dir.path()).await?;
-        let url = format!("http://{}/server", server_process.address);
-        let key: [u8; 32] = rand::random();
         let request = ConnectRequest {
             client_org: OrgName::parse("client")?,
-            server_url: url,
+            server_url: format!("http://{}/server", server_process.address),
             backend: BackendType::Crmsync,
             user: admin().email,
             password: admin().password,
@@ -241,7 +292,7 @@ impl SyncBench {
         let resident_before = memory_mb("self", "VmRSS:").unwrap_or_default();
         let server_pid = server_process.child.id().to_string();
         let (client_cpu, server_cpu) = (cpu_seconds("self"), cpu_seconds(&server_pid));
-        let (initial, log) = timed_sync(client.clone(), &conn, key, accounts.clone()).await?;
+        let (initial, log) = timed_sync(client.clone(), &conn, key, accounts).await?;
         let client_cpu = cpu_seconds("self") - client_cpu;
         let server_cpu = cpu_seconds(&server_pid) - server_cpu;
         anyhow::ensure!(
@@ -255,7 +306,7 @@ impl SyncBench {
             initial.as_secs_f64()
         );
         println!(
-            "  ratio sync/raw: {:.2} (target <= 1.5)",
+            "  ratio sync/raw: {:.2} (target <= 1.5 on SQLite)",
             initial.as_secs_f64() / raw.as_secs_f64().max(1e-9)
         );
         println!(
@@ -271,8 +322,23 @@ impl SyncBench {
         if let Some(mb) = server_process.peak_rss_mb() {
             println!("  peak memory of the server process: {mb:.0} MB");
         }
+        Ok(Leg {
+            name,
+            conn,
+            client,
+            initial,
+        })
+    }
 
-        // 1% changes: updates and deletes on the server.
+    /// 1% changes on the server (updates and deletes), then an incremental sync and a sync
+    /// with nothing changed into every leg's client.
+    async fn changes(
+        &self,
+        server: &dyn OrgStore,
+        generator: &SampleGenerator,
+        key: [u8; 32],
+        legs: &[Leg],
+    ) -> anyhow::Result<()> {
         let updates = (self.records / 100).max(1);
         let deletes = (self.records / 1000).max(1);
         let mut set = WriteSet::new();
@@ -289,25 +355,72 @@ impl SyncBench {
             .collect();
         set = set.delete(SampleEntity::Account.entity_name(), gone, DeleteMode::MustExist);
         server.write(set).await?;
-        let (incremental, log) = timed_sync(client.clone(), &conn, key, accounts).await?;
-        let t = log.totals();
-        anyhow::ensure!(
-            t.updated == updates && t.deleted == deletes,
-            "incremental moved {t:?}"
-        );
-        println!(
-            "  sync  (incremental: {updates} updates, {deletes} deletes)         {:>8.3} s = {:.1}% of the initial sync (target <= 2%)",
-            incremental.as_secs_f64(),
-            100.0 * incremental.as_secs_f64() / initial.as_secs_f64().max(1e-9)
-        );
-
+        let accounts = vec![SampleEntity::Account.entity_name()];
         let all: Vec<EntityName> = SampleEntity::ALL.iter().map(|e| e.entity_name()).collect();
-        timed_sync(client.clone(), &conn, key, all.clone()).await?;
-        let (idle, _) = timed_sync(client, &conn, key, all).await?;
-        println!(
-            "  sync  (nothing changed, 5 entities)                  {:>8.3} s (target <= 0.100 s)",
-            idle.as_secs_f64()
-        );
-        server_process.stop().await
+        for leg in legs {
+            println!("{} client", leg.name);
+            let (incremental, log) = timed_sync(leg.client.clone(), &leg.conn, key, accounts.clone()).await?;
+            let t = log.totals();
+            anyhow::ensure!(
+                t.updated == updates && t.deleted == deletes,
+                "incremental moved {t:?}"
+            );
+            println!(
+                "  sync  (incremental: {updates} updates, {deletes} deletes)         {:>8.3} s = {:.1}% of the initial sync (target <= 2%)",
+                incremental.as_secs_f64(),
+                100.0 * incremental.as_secs_f64() / leg.initial.as_secs_f64().max(1e-9)
+            );
+            timed_sync(leg.client.clone(), &leg.conn, key, all.clone()).await?;
+            let (idle, _) = timed_sync(leg.client.clone(), &leg.conn, key, all.clone()).await?;
+            println!(
+                "  sync  (nothing changed, 5 entities)                  {:>8.3} s (target <= 0.100 s)",
+                idle.as_secs_f64()
+            );
+            let account = SampleEntity::Account.entity_name();
+            anyhow::ensure!(
+                leg.client.count(&account).await? == server.count(&account).await?,
+                "the {} client and the server differ after the syncs",
+                leg.name
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An org `raw` with the account entity, for the raw writer.
+async fn create_raw_org(catalog: &dyn Catalog) -> anyhow::Result<OrgName> {
+    let raw_org = OrgName::parse("raw")?;
+    catalog.create_org(&raw_org, admin()).await?;
+    let account = crm_entities().into_iter().next().context("account")?;
+    catalog
+        .open_org(&raw_org)
+        .await?
+        .apply_metadata(&[MetadataChange::CreateEntity { entity: account }])
+        .await?;
+    Ok(raw_org)
+}
+
+/// Runs a raw writer; its wall time and CPU time, the CPU time of generating the rows (which
+/// the writer does as it goes) taken out.
+async fn measure_raw(
+    writer: impl std::future::Future<Output = anyhow::Result<Duration>>,
+    generator: &SampleGenerator,
+) -> anyhow::Result<(Duration, f64)> {
+    let cpu_before = cpu_seconds("self");
+    let raw = writer.await?;
+    let raw_cpu = cpu_seconds("self") - cpu_before;
+    let cpu_before = cpu_seconds("self");
+    for batch in generator.batches(SampleEntity::Account, 50_000) {
+        std::hint::black_box(batch);
+    }
+    Ok((raw, raw_cpu - (cpu_seconds("self") - cpu_before)))
+}
+
+/// Removes the benchmark's schemas from a PostgreSQL catalog.
+async fn drop_orgs(catalog: &dyn Catalog) {
+    for org in ["raw", "client"] {
+        if let Ok(org) = OrgName::parse(org) {
+            let _ = catalog.delete_org(&org).await;
+        }
     }
 }

@@ -20,6 +20,8 @@ use crmsync_sync::transactions::{self, ClientChange, Operation};
 use crmsync_sync::upload::Upload;
 use crmsync_sync::{BackendType, ConflictPolicy, Connection, RunLog, Trigger};
 
+use crate::sync::cpu_seconds;
+
 #[derive(clap::Args)]
 pub struct UploadBench {
     /// Number of queued transactions.
@@ -271,9 +273,11 @@ impl UploadBench {
         let connector = crmsync_connectors::for_connection(&OrgName::parse("client")?, &conn, &key)?;
         let upload = Upload::new(&*client, &*connector, ConflictPolicy::ClientWins);
         let mut log = RunLog::start(Trigger::Manual);
+        let cpu_before = cpu_seconds("self");
         let started = Instant::now();
         let figures = upload.run(&mut log).await?;
         let elapsed = started.elapsed();
+        let cpu = cpu_seconds("self") - cpu_before;
         anyhow::ensure!(
             figures.processed == self.transactions && figures.errors == 0,
             "upload: {figures:?}; {:?}",
@@ -288,6 +292,10 @@ impl UploadBench {
         println!(
             "  ratio upload/raw: {:.2}; {rate:.0} transactions/s (target >= 20,000/s on SQLite)",
             elapsed.as_secs_f64() / raw_time.as_secs_f64().max(1e-9)
+        );
+        println!(
+            "  cpu time of the upload: {cpu:.2} s (client and server, one process; {:.0}% of the wall time on 2 cores)",
+            100.0 * cpu / (2.0 * elapsed.as_secs_f64()).max(1e-9)
         );
         let account = SampleEntity::Account.entity_name();
         anyhow::ensure!(

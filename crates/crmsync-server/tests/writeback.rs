@@ -18,6 +18,8 @@ use proxy::Proxy;
 use serde_json::{Value, json};
 
 const FIELD: (&str, &str) = ("lead@field.example", "field-admin-pw");
+/// The servers' key sealing connection passwords (a test opens the client's connection).
+const KEY: [u8; 32] = [7; 32];
 
 struct Pair {
     server: TestServer,
@@ -29,6 +31,7 @@ struct Pair {
 async fn start() -> TestServer {
     TestServer::start_with(ServerConfig {
         allow_private_urls: true,
+        secrets_key: KEY,
         ..ServerConfig::default()
     })
     .await
@@ -408,6 +411,84 @@ async fn a_rejected_write_becomes_error_and_set_to_pending_retries_it_after_the_
         Some(long.as_str())
     );
     assert!(p.transactions("error").await.is_empty());
+}
+
+#[tokio::test]
+async fn small_rounds_keep_each_records_order_and_a_failure_holds_back_only_its_record() {
+    let p = Pair::connect(true).await;
+    let org = OrgName::parse("field").unwrap();
+    let field = p.client.catalog.open_org(&org).await.unwrap();
+    // The client allows longer names than the server: a long name is refused there.
+    field
+        .apply_metadata(&[MetadataChange::WidenAttribute {
+            entity: EntityName::parse("account").unwrap(),
+            attribute: crmsync_model::AttributeName::parse("name").unwrap(),
+            max_length: 300,
+        }])
+        .await
+        .unwrap();
+    let mut accounts = Vec::new();
+    for n in 0..5 {
+        accounts.push(p.account(n).await);
+    }
+    let refused_before = name_on(p.server_get(&format!("accounts({})", accounts[1])).await).await;
+    let long = "L".repeat(250);
+    let queue = [
+        (0, "A1"),
+        (1, long.as_str()),
+        (0, "A2"),
+        (1, "after the refused one"),
+        (2, "B1"),
+        (0, "A3"),
+        (3, "C1"),
+        (4, "D1"),
+        (2, "B2"),
+    ];
+    for (n, name) in queue {
+        let r = p
+            .client_write(
+                reqwest::Method::PATCH,
+                &format!("accounts({})", accounts[n]),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(r.status(), 204);
+    }
+
+    // Rounds of two: the queue is read over several pages, and each round is prepared while
+    // the one before it is sent.
+    let conn = crmsync_sync::Connection::load(&*field).await.unwrap().unwrap();
+    let connector = crmsync_connectors::for_connection(&org, &conn, &KEY).unwrap();
+    let mut upload =
+        crmsync_sync::upload::Upload::new(&*field, &*connector, crmsync_sync::ConflictPolicy::ClientWins);
+    upload.batch = 2;
+    upload.backoff = Duration::from_millis(1);
+    let mut log = crmsync_sync::RunLog::start(crmsync_sync::Trigger::Manual);
+    let figures = upload.run(&mut log).await.unwrap();
+    assert_eq!(
+        (figures.processed, figures.errors, figures.pending),
+        (7, 1, 1),
+        "{figures:?} {:?}",
+        log.messages
+    );
+    for (n, name) in [(0, "A3"), (2, "B2"), (3, "C1"), (4, "D1")] {
+        let on_server = name_on(p.server_get(&format!("accounts({})", accounts[n])).await).await;
+        assert_eq!(on_server.as_deref(), Some(name), "account {n}");
+    }
+    let refused = name_on(p.server_get(&format!("accounts({})", accounts[1])).await).await;
+    assert_eq!(refused, refused_before);
+    let errors = p.transactions("error").await;
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("maximum length")
+    );
+    // The refused record's later change waits behind it.
+    let pending = p.transactions("pending").await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["recordId"], json!(accounts[1]), "{pending:?}");
 }
 
 #[tokio::test]

@@ -220,7 +220,7 @@ fn next_sequence() -> i64 {
 
 /// A transaction id ordered by `sequence`: its first 8 bytes are the sequence (big-endian),
 /// the rest random.
-fn ordered_id(sequence: i64) -> RecordId {
+pub(crate) fn ordered_id(sequence: i64) -> RecordId {
     let mut bytes = *uuid::Uuid::new_v4().as_bytes();
     bytes[..8].copy_from_slice(&(sequence as u64).to_be_bytes());
     RecordId::from_uuid(uuid::Uuid::from_bytes(bytes))

@@ -71,13 +71,6 @@ type Decoded<'a> = (
     BTreeMap<AttributeName, Value>,
 );
 
-/// What happened to one round's transactions.
-#[derive(Default)]
-struct RoundResult {
-    outcomes: Vec<Outcome>,
-    retry: bool,
-}
-
 impl Upload<'_> {
     pub fn new<'a>(
         store: &'a dyn OrgStore,
@@ -124,83 +117,69 @@ impl Upload<'_> {
         log: &mut RunLog,
     ) -> Result<bool, SyncError> {
         // Records whose earlier transaction failed: their later ones wait.
-        let mut blocked: HashSet<(String, RecordId)> =
-            transactions::all_by_status(self.store, &[TxStatus::Error])
-                .await?
-                .into_iter()
-                .map(|t| (t.entity, t.record_id))
-                .collect();
+        let mut blocked: HashSet<RecordKey> = transactions::all_by_status(self.store, &[TxStatus::Error])
+            .await?
+            .into_iter()
+            .map(|t| (t.entity, t.record_id))
+            .collect();
+        let mut queue = Queue::new(self.batch);
         let mut retry = false;
         // Outcomes known but not yet stored: stored while the next round is sent (the
         // server's answers are already in hand; a crash before they are stored only sends
         // that round again).
         let mut unrecorded: Vec<Outcome> = Vec::new();
-        let (mut page, mut next) =
-            transactions::page_by_status(self.store, &[TxStatus::Pending], None, self.batch).await?;
-        while !page.is_empty() {
-            // The next page is read while the first round of this one is sent: it holds only
-            // transactions after this page's, which this page's outcomes do not touch.
-            let mut prefetched = None;
-            let mut waiting: Vec<Transaction> = std::mem::take(&mut page);
-            while !waiting.is_empty() {
-                let mut round = Vec::new();
-                let mut later = Vec::new();
-                let mut in_round = HashSet::new();
-                for t in waiting {
-                    let key = (t.entity.clone(), t.record_id);
-                    if blocked.contains(&key) {
-                        continue;
+        let mut current = match queue.next_round(self.store, &blocked).await? {
+            Some(round) => Some(self.prepare(entities, round).await?),
+            None => None,
+        };
+        while let Some(prepared) = current.take() {
+            // The next round is prepared (decoded, its conflicts read) while this one is sent.
+            // It holds none of this round's records (their later transactions wait for a
+            // later round), so this round's writes change nothing it reads, and a failure
+            // here blocks nothing in it.
+            let sending: HashSet<RecordKey> = prepared.round.iter().map(key).collect();
+            let ahead = queue.round(&blocked, &sending);
+            let refill = queue.wants_refill();
+            let (sent, recorded, next, refilled) = tokio::join!(
+                self.send(entities, prepared),
+                self.record(std::mem::take(&mut unrecorded)),
+                async {
+                    match ahead {
+                        Some(round) => Some(self.prepare(entities, round).await),
+                        None => None,
                     }
-                    if in_round.insert(key) {
-                        round.push(t);
-                    } else {
-                        later.push(t);
-                    }
-                }
-                let fetch = async {
-                    match (next, prefetched.is_none()) {
-                        (Some(after), true) => Some(
-                            transactions::page_by_status(
-                                self.store,
-                                &[TxStatus::Pending],
-                                Some(after),
-                                self.batch,
-                            )
-                            .await,
-                        ),
-                        _ => None,
-                    }
-                };
-                let (sent, recorded, fetched) = tokio::join!(
-                    self.round(entities, &round, figures, log),
-                    self.record(std::mem::take(&mut unrecorded)),
-                    fetch
-                );
-                recorded?;
-                if let Some(fetched) = fetched {
-                    prefetched = Some(fetched?);
-                }
-                let result = sent?;
-                retry |= result.retry;
-                let records: HashMap<RecordId, (String, RecordId)> = round
-                    .iter()
-                    .map(|t| (t.id, (t.entity.clone(), t.record_id)))
-                    .collect();
-                for o in result.outcomes.iter().filter(|o| o.status != TxStatus::Processed) {
-                    if let Some(key) = records.get(&o.id) {
-                        blocked.insert(key.clone());
+                },
+                async {
+                    match refill {
+                        true => Some(queue.read(self.store).await),
+                        false => None,
                     }
                 }
-                unrecorded = result.outcomes;
-                waiting = later;
+            );
+            recorded?;
+            if let Some(page) = refilled {
+                queue.append(page?);
             }
-            (page, next) = match (next, prefetched) {
-                (None, _) => break,
-                (Some(_), Some(fetched)) => fetched,
-                (Some(after), None) => {
-                    transactions::page_by_status(self.store, &[TxStatus::Pending], Some(after), self.batch)
-                        .await?
+            let sent = sent?;
+            retry |= sent.result.retry;
+            sent.merge_into(figures, log);
+            for o in sent
+                .result
+                .outcomes
+                .iter()
+                .filter(|o| o.status != TxStatus::Processed)
+            {
+                if let Some(t) = sent.round.iter().find(|t| t.id == o.id) {
+                    blocked.insert(key(t));
                 }
+            }
+            unrecorded = sent.result.outcomes;
+            current = match next {
+                Some(prepared) => Some(prepared?),
+                None => match queue.next_round(self.store, &blocked).await? {
+                    Some(round) => Some(self.prepare(entities, round).await?),
+                    None => None,
+                },
             };
         }
         self.record(unrecorded).await?;
@@ -215,31 +194,24 @@ impl Upload<'_> {
         Ok(())
     }
 
-    /// Sends one round (at most one transaction per record) and decides each outcome.
-    async fn round(
+    /// Decodes a round (at most one transaction per record), reads the server's current
+    /// values of what its updates change and decides what to send; transactions that cannot
+    /// be sent end in Error here.
+    async fn prepare(
         &self,
         entities: &[EntityMetadata],
-        round: &[Transaction],
-        figures: &mut UploadFigures,
-        log: &mut RunLog,
-    ) -> Result<RoundResult, SyncError> {
-        let mut result = RoundResult::default();
-        // Decode, and read the server's current values of the updated attributes.
+        round: Vec<Transaction>,
+    ) -> Result<Prepared, SyncError> {
+        let mut done = Done::default();
         let mut decoded = Vec::new();
-        for t in round {
+        for t in &round {
             let Some(meta) = entities.iter().find(|e| e.logical_name.as_str() == t.entity) else {
-                fail(
-                    t,
-                    format!("the entity '{}' no longer exists", t.entity),
-                    log,
-                    figures,
-                    &mut result,
-                );
+                done.fail(t, format!("the entity '{}' no longer exists", t.entity));
                 continue;
             };
             match (t.typed_changes(meta), t.typed_original(meta)) {
                 (Ok(changes), Ok(original)) => decoded.push((t, meta, changes, original)),
-                (Err(e), _) | (_, Err(e)) => fail(t, e.to_string(), log, figures, &mut result),
+                (Err(e), _) | (_, Err(e)) => done.fail(t, e.to_string()),
             }
         }
         let server = self.server_values(&decoded).await?;
@@ -252,7 +224,7 @@ impl Upload<'_> {
             };
             if t.operation == Operation::Update {
                 let Some(current) = server.get(&(meta.logical_name.clone(), t.record_id)) else {
-                    fail(t, "deleted on the server".into(), log, figures, &mut result);
+                    done.fail(t, "deleted on the server".into());
                     continue;
                 };
                 let conflicts: Vec<&AttributeName> = changes
@@ -265,34 +237,30 @@ impl Upload<'_> {
                     .map(|(name, _)| name)
                     .collect();
                 if !conflicts.is_empty() {
-                    figures.conflicts += conflicts.len() as u64;
+                    done.figures.conflicts += conflicts.len() as u64;
                     let names = conflicts
                         .iter()
                         .map(|n| n.as_str())
                         .collect::<Vec<_>>()
                         .join(", ");
                     if self.policy == ConflictPolicy::ServerWins {
-                        fail(
+                        done.fail(
                             t,
                             format!(
                                 "conflict: {names} changed on the server; the server's value is kept (ServerWins)"
                             ),
-                            log,
-                            figures,
-                            &mut result,
                         );
                         continue;
                     }
-                    log.message(
+                    done.note(
                         Level::Warning,
-                        Some(&t.entity),
-                        Some(t.record_id),
+                        t,
                         format!("conflict: {names} changed on the server too; the client's value is sent (ClientWins)"),
                     );
                 }
             }
             sends.push((
-                t,
+                t.id,
                 ServerWrite {
                     entity: meta.logical_name.clone(),
                     id: t.record_id,
@@ -305,10 +273,21 @@ impl Upload<'_> {
                 },
             ));
         }
+        Ok(Prepared { round, sends, done })
+    }
+
+    /// Sends a prepared round and decides each outcome.
+    async fn send(&self, entities: &[EntityMetadata], prepared: Prepared) -> Result<Sent, SyncError> {
+        let Prepared {
+            round,
+            sends,
+            mut done,
+        } = prepared;
         if sends.is_empty() {
-            return Ok(result);
+            return Ok(Sent { round, result: done });
         }
-        let writes: Vec<ServerWrite> = sends.iter().map(|(_, w)| w.clone()).collect();
+        let by_id: HashMap<RecordId, &Transaction> = round.iter().map(|t| (t.id, t)).collect();
+        let (ids, writes): (Vec<RecordId>, Vec<ServerWrite>) = sends.into_iter().unzip();
         let server_entities;
         let described = if unknown_targets(entities, &writes) {
             // A lookup to an entity the client does not sync: the server's metadata names it.
@@ -321,12 +300,12 @@ impl Upload<'_> {
             Ok(answers) => answers,
             Err(e) => {
                 // Nothing is known of this round: it stays Pending, and the phase stops.
-                let outcomes: Vec<Outcome> = sends
+                let outcomes: Vec<Outcome> = ids
                     .iter()
-                    .map(|(t, _)| Outcome {
-                        id: t.id,
+                    .map(|id| Outcome {
+                        id: *id,
                         status: TxStatus::Pending,
-                        attempts: t.attempts + 1,
+                        attempts: by_id[id].attempts + 1,
                         error: Some(e.to_string()),
                     })
                     .collect();
@@ -334,7 +313,8 @@ impl Upload<'_> {
                 return Err(e);
             }
         };
-        for ((t, _), answer) in sends.iter().zip(answers) {
+        for (id, answer) in ids.iter().zip(answers) {
+            let t = by_id[id];
             let outcome = |status, error| Outcome {
                 id: t.id,
                 status,
@@ -343,30 +323,24 @@ impl Upload<'_> {
             };
             match answer {
                 Ok(()) => {
-                    figures.processed += 1;
-                    result.outcomes.push(outcome(TxStatus::Processed, None));
+                    done.figures.processed += 1;
+                    done.outcomes.push(outcome(TxStatus::Processed, None));
                 }
                 Err(WriteFailure::NotFound(_)) if t.operation == Operation::Delete => {
-                    figures.processed += 1;
-                    result.outcomes.push(outcome(TxStatus::Processed, None));
+                    done.figures.processed += 1;
+                    done.outcomes.push(outcome(TxStatus::Processed, None));
                 }
-                Err(WriteFailure::NotFound(_)) => {
-                    fail(t, "deleted on the server".into(), log, figures, &mut result)
+                Err(WriteFailure::NotFound(_)) => done.fail(t, "deleted on the server".into()),
+                Err(WriteFailure::Rejected { status, message }) => {
+                    done.fail(t, format!("the server refused it ({status}): {message}"))
                 }
-                Err(WriteFailure::Rejected { status, message }) => fail(
-                    t,
-                    format!("the server refused it ({status}): {message}"),
-                    log,
-                    figures,
-                    &mut result,
-                ),
                 Err(WriteFailure::Retryable(message)) => {
-                    result.retry = true;
-                    result.outcomes.push(outcome(TxStatus::Pending, Some(message)));
+                    done.retry = true;
+                    done.outcomes.push(outcome(TxStatus::Pending, Some(message)));
                 }
             }
         }
-        Ok(result)
+        Ok(Sent { round, result: done })
     }
 
     /// The server's current values of the attributes the round's updates change.
@@ -403,27 +377,155 @@ impl Upload<'_> {
     }
 }
 
-/// Records a transaction as failed for good (Error, with the reason).
-fn fail(
-    t: &Transaction,
-    message: String,
-    log: &mut RunLog,
-    figures: &mut UploadFigures,
-    result: &mut RoundResult,
-) {
-    log.message(
-        Level::Error,
-        Some(&t.entity),
-        Some(t.record_id),
-        format!("{} not uploaded: {message}", t.operation.label()),
-    );
-    figures.errors += 1;
-    result.outcomes.push(Outcome {
-        id: t.id,
-        status: TxStatus::Error,
-        attempts: t.attempts + 1,
-        error: Some(message),
-    });
+/// What is known of a round's transactions so far: outcomes decided, figures and log
+/// messages, kept apart from the run's until merged (rounds are prepared and sent at once).
+#[derive(Default)]
+struct Done {
+    outcomes: Vec<Outcome>,
+    retry: bool,
+    figures: UploadFigures,
+    notes: Vec<(Level, String, RecordId, String)>,
+}
+
+impl Done {
+    fn note(&mut self, level: Level, t: &Transaction, text: String) {
+        self.notes.push((level, t.entity.clone(), t.record_id, text));
+    }
+
+    /// Records a transaction as failed for good (Error, with the reason).
+    fn fail(&mut self, t: &Transaction, message: String) {
+        self.note(
+            Level::Error,
+            t,
+            format!("{} not uploaded: {message}", t.operation.label()),
+        );
+        self.figures.errors += 1;
+        self.outcomes.push(Outcome {
+            id: t.id,
+            status: TxStatus::Error,
+            attempts: t.attempts + 1,
+            error: Some(message),
+        });
+    }
+}
+
+/// A round ready to send: its transactions, the writes to send (by transaction id), and
+/// what was decided while preparing it.
+struct Prepared {
+    round: Vec<Transaction>,
+    sends: Vec<(RecordId, ServerWrite)>,
+    done: Done,
+}
+
+/// A round sent: its transactions and every outcome.
+struct Sent {
+    round: Vec<Transaction>,
+    result: Done,
+}
+
+impl Sent {
+    fn merge_into(&self, figures: &mut UploadFigures, log: &mut RunLog) {
+        let f = &self.result.figures;
+        figures.processed += f.processed;
+        figures.errors += f.errors;
+        figures.conflicts += f.conflicts;
+        for (level, entity, id, text) in &self.result.notes {
+            log.message(*level, Some(entity), Some(*id), text.clone());
+        }
+    }
+}
+
+/// A transaction's record.
+type RecordKey = (String, RecordId);
+
+fn key(t: &Transaction) -> RecordKey {
+    (t.entity.clone(), t.record_id)
+}
+
+/// The Pending transactions of a pass, read page by page in queue order, cut into rounds.
+struct Queue {
+    batch: usize,
+    /// Read, not yet in a round, in queue order.
+    waiting: Vec<Transaction>,
+    /// Where the next page starts; `None` when the queue has been read to its end.
+    next: Option<RecordId>,
+    started: bool,
+}
+
+impl Queue {
+    fn new(batch: usize) -> Queue {
+        Queue {
+            batch,
+            waiting: Vec::new(),
+            next: None,
+            started: false,
+        }
+    }
+
+    /// Whether another page should be read: fewer than two rounds' worth wait.
+    fn wants_refill(&self) -> bool {
+        (!self.started || self.next.is_some()) && self.waiting.len() < 2 * self.batch
+    }
+
+    async fn read(&self, store: &dyn OrgStore) -> Result<(Vec<Transaction>, Option<RecordId>), SyncError> {
+        let after = if self.started { self.next } else { None };
+        transactions::page_by_status(store, &[TxStatus::Pending], after, self.batch).await
+    }
+
+    fn append(&mut self, (page, next): (Vec<Transaction>, Option<RecordId>)) {
+        self.started = true;
+        self.waiting.extend(page);
+        self.next = next;
+    }
+
+    /// The next round (see [`Queue::round`]), reading pages as needed; `None` once the
+    /// queue is read to its end and nothing is left to send.
+    async fn next_round(
+        &mut self,
+        store: &dyn OrgStore,
+        blocked: &HashSet<RecordKey>,
+    ) -> Result<Option<Vec<Transaction>>, SyncError> {
+        loop {
+            if self.wants_refill() {
+                let page = self.read(store).await?;
+                self.append(page);
+            }
+            if let Some(round) = self.round(blocked, &HashSet::new()) {
+                return Ok(Some(round));
+            }
+            if self.next.is_none() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next round: the first waiting transaction of each record, in queue order, at most
+    /// a batch. Transactions of `blocked` records are dropped (they stay Pending for a later
+    /// pass); those of records in `busy` (the round being sent), and each record's later
+    /// ones, wait for a later round.
+    fn round(&mut self, blocked: &HashSet<RecordKey>, busy: &HashSet<RecordKey>) -> Option<Vec<Transaction>> {
+        let mut round = Vec::new();
+        let mut later = Vec::new();
+        let mut in_round = HashSet::new();
+        let mut rest = std::mem::take(&mut self.waiting).into_iter();
+        for t in rest.by_ref() {
+            let k = key(&t);
+            if blocked.contains(&k) {
+                continue;
+            }
+            if !busy.contains(&k) && in_round.insert(k) {
+                round.push(t);
+                if round.len() == self.batch {
+                    break;
+                }
+            } else {
+                later.push(t);
+            }
+        }
+        later.extend(rest);
+        self.waiting = later;
+        (!round.is_empty()).then_some(round)
+    }
 }
 
 /// Whether some lookup value of `writes` targets an entity `entities` does not describe.
@@ -432,4 +534,66 @@ pub fn unknown_targets(entities: &[EntityMetadata], writes: &[ServerWrite]) -> b
         Value::Lookup(r) => !entities.iter().any(|e| e.logical_name == r.entity),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transaction `n` of the queue, on record `record` of accounts.
+    fn tx(n: i64, record: u8) -> Transaction {
+        Transaction {
+            id: transactions::ordered_id(n),
+            sequence: n,
+            operation: Operation::Update,
+            entity: "account".into(),
+            record_id: RecordId::from_uuid(uuid::Uuid::from_bytes([record; 16])),
+            changes: serde_json::Map::new(),
+            original_values: serde_json::Map::new(),
+            based_on: None,
+            status: TxStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            created_on: None,
+            modified_on: None,
+            processed_on: None,
+        }
+    }
+
+    fn queue(batch: usize, records: &[u8]) -> Queue {
+        let mut q = Queue::new(batch);
+        let page = records
+            .iter()
+            .enumerate()
+            .map(|(n, r)| tx(n as i64, *r))
+            .collect();
+        q.append((page, None));
+        q
+    }
+
+    fn sequences(round: Option<Vec<Transaction>>) -> Vec<i64> {
+        round.unwrap_or_default().iter().map(|t| t.sequence).collect()
+    }
+
+    #[test]
+    fn a_round_takes_each_records_first_transaction_up_to_a_batch() {
+        let mut q = queue(3, &[1, 2, 1, 3, 4, 2]);
+        let none = HashSet::new();
+        assert_eq!(sequences(q.round(&none, &none)), [0, 1, 3]);
+        // Records 1 and 2 go on in their own order; record 4 was after the cut.
+        assert_eq!(sequences(q.round(&none, &none)), [2, 4, 5]);
+        assert_eq!(q.round(&none, &none), None);
+    }
+
+    #[test]
+    fn records_being_sent_wait_and_blocked_records_are_left_out() {
+        let mut q = queue(10, &[1, 2, 3, 1, 2]);
+        let busy: HashSet<RecordKey> = [key(&tx(0, 1))].into();
+        let blocked: HashSet<RecordKey> = [key(&tx(0, 3))].into();
+        // Record 1 is being sent: its transactions wait, in order, behind the others.
+        assert_eq!(sequences(q.round(&blocked, &busy)), [1]);
+        assert_eq!(sequences(q.round(&blocked, &HashSet::new())), [0, 4]);
+        assert_eq!(sequences(q.round(&blocked, &HashSet::new())), [3]);
+        assert_eq!(q.round(&blocked, &HashSet::new()), None);
+    }
 }

@@ -82,6 +82,10 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        instance: scheduler.owner.as_str().into(),
+        ..state
+    };
     let scheduler = std::sync::Arc::new(scheduler::Scheduler::new(
         state.clone(),
         std::sync::Arc::new(scheduler::SystemClock),

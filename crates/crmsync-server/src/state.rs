@@ -65,6 +65,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Wakes this instance's scheduler when work was queued here.
     pub work_added: Arc<tokio::sync::Notify>,
+    /// The name of this instance in the work queue's leases (its scheduler's owner; set by
+    /// `serve_with`), also used for the work its requests run themselves.
+    pub instance: Arc<str>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             worker: Arc::default(),
             metrics: Arc::default(),
             work_added: Arc::default(),
+            instance: format!("instance-{}", uuid::Uuid::new_v4()).into(),
         }
     }
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use browser::{Browser, FIELD, connection, register_field, register_form, start, start_with};
+use browser::{Browser, FIELD, connection, html_text, register_field, register_form, start, start_with};
 use common::{ACME_ADMIN, ACME_USER};
 use crmsync_model::{AttributeMetadata, AttributeType, EntityName, MetadataChange, OrgName};
 use crmsync_server::{RateLimit, ServerConfig};
@@ -584,4 +584,89 @@ async fn sync_all_shows_progress_until_done_and_the_run_is_in_the_logs() {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn connects_from_the_ui_are_work_items_and_a_busy_org_is_said_so_at_once() {
+    use crmsync_store::{Lease, NewWork, WorkStatus};
+    let s = start().await;
+    let mut b = register_field(&s).await;
+    let field = OrgName::parse("field").unwrap();
+    let work = s.catalog.work();
+    let items = work.list_work(&field, 10).await.unwrap();
+    assert_eq!(items.len(), 1, "the registration is a connect item");
+    assert_eq!(
+        (items[0].kind.as_str(), items[0].status, items[0].attempts),
+        ("connect", WorkStatus::Succeeded, 1)
+    );
+    assert!(
+        !items[0].payload.to_string().contains(ACME_ADMIN.1)
+            && !items[0].payload.to_string().contains(FIELD.1),
+        "passwords sealed: {}",
+        items[0].payload
+    );
+    assert_eq!(
+        items[0].result.as_ref().unwrap()["entities"][0],
+        "account",
+        "{:?}",
+        items[0].result
+    );
+
+    // Another instance runs a sync of `field`: Connect says so at once and changes nothing.
+    let before = connection(&s, "field").await.unwrap();
+    let now = chrono::Utc::now();
+    let held = work
+        .start(
+            NewWork {
+                org: field.clone(),
+                kind: "sync".into(),
+                payload: serde_json::json!({"entities": [], "full": false, "trigger": "webservice"}),
+                due: now,
+                for_new_org: false,
+            },
+            &Lease {
+                owner: "serve-b",
+                now,
+                until: now + chrono::Duration::seconds(60),
+            },
+        )
+        .await
+        .unwrap();
+    let page = "/admin/field/sync/connector";
+    let acme = format!("{}/acme", s.url);
+    let reconnect = [
+        ("backend", "crmsync"),
+        ("server_url", acme.as_str()),
+        ("server_user", ACME_ADMIN.0),
+    ];
+    let started = std::time::Instant::now();
+    let r = b.submit(page, page, &reconnect).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(started.elapsed() < Duration::from_secs(5), "not waited for");
+    assert!(
+        html_text(&r.body).contains("'field' is busy with a run of sync on instance 'serve-b'"),
+        "{}",
+        r.body
+    );
+    assert_eq!(connection(&s, "field").await.unwrap(), before);
+    assert_eq!(work.list_work(&field, 10).await.unwrap().len(), 2);
+
+    work.complete(
+        held.id,
+        "serve-b",
+        WorkStatus::Succeeded,
+        &serde_json::json!({}),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let r = b.submit(page, page, &reconnect).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let items = work.list_work(&field, 10).await.unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        (items[0].kind.as_str(), items[0].status),
+        ("connect", WorkStatus::Succeeded)
+    );
+    assert_eq!(items[0].lease_owner, items[2].lease_owner, "run by this instance");
 }

@@ -9,12 +9,16 @@
 //! org cannot both pass the check, because the second one either fails to take the lock (the
 //! first has not committed) or, once it has it, sees the first one's committed claim (each
 //! statement of a READ COMMITTED transaction reads the latest commits).
+//!
+//! A start (an item inserted Running by the caller that runs it) takes the same advisory lock,
+//! waiting for it, before it checks the org and inserts: so a start and a claim of one org
+//! are exactly as exclusive as two claims.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
 use crmsync_store::sql::quote;
-use crmsync_store::work::{check_kind, lease_lost};
+use crmsync_store::work::{check_kind, lease_lost, org_busy};
 use crmsync_store::{Lease, NewWork, Retry, StoreError, StoreResult, WorkItem, WorkStatus, WorkStore};
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgRow};
@@ -22,6 +26,8 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::bind::db_err;
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 /// Candidate rows locked per claimed item: a claim passes over orgs that already run.
 const CANDIDATES_PER_CLAIM: usize = 4;
@@ -44,6 +50,63 @@ impl PgWork {
             orgs: format!("{}.{}", quote(catalog_schema), quote("orgs")),
             lock_prefix: format!("{catalog_schema}/work/"),
         }
+    }
+
+    /// The key of the advisory lock on `org`'s work.
+    fn org_lock(&self, org: &str) -> String {
+        format!("{}{org}", self.lock_prefix)
+    }
+
+    /// `NotFound` unless the org of `work` exists or the work creates it. The key-share lock on
+    /// the org's row makes a concurrent delete of the org wait for the insert that follows,
+    /// then delete the item with the org.
+    async fn check_org(&self, tx: &mut Tx, work: &NewWork) -> StoreResult<()> {
+        if work.for_new_org {
+            return Ok(());
+        }
+        let exists: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT 1 FROM {} WHERE name = $1 FOR KEY SHARE",
+            self.orgs
+        )))
+        .bind(work.org.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::not_found(format!("organization '{}'", work.org))),
+        }
+    }
+
+    /// Inserts `work`: Queued, or Running under `lease` with its first attempt.
+    async fn insert(
+        &self,
+        tx: &mut Tx,
+        work: &NewWork,
+        now: DateTime<Utc>,
+        lease: Option<&Lease<'_>>,
+    ) -> StoreResult<WorkItem> {
+        let statement = format!(
+            "INSERT INTO {} (id, org, kind, payload, status, due, lease_owner, lease_expires, attempts, \
+                 created, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *",
+            self.table
+        );
+        let row = sqlx::query(AssertSqlSafe(statement))
+            .bind(Uuid::new_v4())
+            .bind(work.org.as_str())
+            .bind(&work.kind)
+            .bind(work.payload.to_string())
+            .bind(if lease.is_some() { "Running" } else { "Queued" })
+            .bind(work.due)
+            .bind(lease.map(|l| l.owner))
+            .bind(lease.map(|l| l.until))
+            .bind(i32::from(lease.is_some()))
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        item_of(&row)
     }
 
     /// The one item a guarded update changed, or why none was: `NotFound` or `Conflict`.
@@ -90,38 +153,40 @@ impl WorkStore for PgWork {
     async fn enqueue(&self, work: NewWork, now: DateTime<Utc>) -> StoreResult<WorkItem> {
         check_kind(&work.kind)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        if !work.for_new_org {
-            // The key-share lock on the org's row makes a concurrent delete of the org wait
-            // for this insert, then delete the item with the org.
-            let exists: Option<i32> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT 1 FROM {} WHERE name = $1 FOR KEY SHARE",
-                self.orgs
-            )))
-            .bind(work.org.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if exists.is_none() {
-                return Err(StoreError::not_found(format!("organization '{}'", work.org)));
-            }
-        }
-        let statement = format!(
-            "INSERT INTO {} (id, org, kind, payload, status, due, attempts, created, updated) \
-             VALUES ($1, $2, $3, $4, 'Queued', $5, 0, $6, $6) RETURNING *",
-            self.table
-        );
-        let row = sqlx::query(AssertSqlSafe(statement))
-            .bind(Uuid::new_v4())
-            .bind(work.org.as_str())
-            .bind(&work.kind)
-            .bind(work.payload.to_string())
-            .bind(work.due)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        self.check_org(&mut tx, &work).await?;
+        let item = self.insert(&mut tx, &work, now, None).await?;
         tx.commit().await.map_err(db_err)?;
-        item_of(&row)
+        Ok(item)
+    }
+
+    async fn start(&self, work: NewWork, lease: &Lease<'_>) -> StoreResult<WorkItem> {
+        check_kind(&work.kind)?;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        self.check_org(&mut tx, &work).await?;
+        // The claim's advisory lock on the org, waited for rather than tried: a claim holding
+        // it commits first and its item is then seen below, and a claim coming later fails to
+        // take it, or takes it after this commit and sees this item.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(self.org_lock(work.org.as_str()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let holder: Option<(String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT kind, lease_owner FROM {} \
+             WHERE org = $1 AND status = 'Running' AND lease_expires > $2 LIMIT 1",
+            self.table
+        )))
+        .bind(work.org.as_str())
+        .bind(lease.now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some((kind, owner)) = holder {
+            return Err(org_busy(&work.org, &kind, owner.as_deref().unwrap_or("?")));
+        }
+        let item = self.insert(&mut tx, &work, lease.now, Some(lease)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(item)
     }
 
     async fn claim_due(&self, lease: &Lease<'_>, limit: usize) -> StoreResult<Vec<WorkItem>> {
@@ -159,7 +224,7 @@ impl WorkStore for PgWork {
             }
             let locked: bool =
                 sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(format!("{}{org}", self.lock_prefix))
+                    .bind(self.org_lock(&org))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db_err)?;

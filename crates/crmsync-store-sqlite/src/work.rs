@@ -1,12 +1,12 @@
 //! The work queue in `catalog.db` (see [`crmsync_store::work`]). Every state change is one
 //! statement inside `BEGIN IMMEDIATE`, so claims of several processes sharing the data
 //! directory are serialized by SQLite's write lock: the claim's read of "which orgs already
-//! run" and its update happen under the same lock.
+//! run" and its update happen under the same lock, and so do a start's check and insert.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::OrgName;
-use crmsync_store::work::{check_kind, lease_lost};
+use crmsync_store::work::{check_kind, lease_lost, org_busy};
 use crmsync_store::{Lease, NewWork, Retry, StoreError, StoreResult, WorkItem, WorkStatus, WorkStore};
 use serde_json::Value;
 use sqlx::Row;
@@ -85,38 +85,86 @@ fn item_of(row: &SqliteRow) -> StoreResult<WorkItem> {
     })
 }
 
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// `NotFound` unless the org of `work` exists or the work creates it. Inside the write lock, so
+/// a delete of the org cannot come between this check and the insert (it deletes the org's
+/// items under the same lock).
+async fn check_org(tx: &mut Tx, work: &NewWork) -> StoreResult<()> {
+    if work.for_new_org {
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE name = ?1")
+        .bind(work.org.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    match exists {
+        Some(_) => Ok(()),
+        None => Err(StoreError::not_found(format!("organization '{}'", work.org))),
+    }
+}
+
+/// Inserts `work`: Queued, or Running under `lease` with its first attempt.
+async fn insert(
+    tx: &mut Tx,
+    work: &NewWork,
+    now: DateTime<Utc>,
+    lease: Option<&Lease<'_>>,
+) -> StoreResult<WorkItem> {
+    let row = sqlx::query(
+        "INSERT INTO work (id, org, kind, payload, status, due, lease_owner, lease_expires, attempts, \
+             created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING *",
+    )
+    .bind(Uuid::new_v4())
+    .bind(work.org.as_str())
+    .bind(&work.kind)
+    .bind(work.payload.to_string())
+    .bind(if lease.is_some() { "Running" } else { "Queued" })
+    .bind(micros(work.due))
+    .bind(lease.map(|l| l.owner))
+    .bind(lease.map(|l| micros(l.until)))
+    .bind(i64::from(lease.is_some()))
+    .bind(micros(now))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    item_of(&row)
+}
+
 #[async_trait]
 impl WorkStore for SqliteWork {
     async fn enqueue(&self, work: NewWork, now: DateTime<Utc>) -> StoreResult<WorkItem> {
         check_kind(&work.kind)?;
-        // The org check and the insert share the write lock, so a delete of the org cannot
-        // come in between (it deletes the org's items under the same lock).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        if !work.for_new_org {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE name = ?1")
-                .bind(work.org.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            if exists.is_none() {
-                return Err(StoreError::not_found(format!("organization '{}'", work.org)));
-            }
-        }
-        let row = sqlx::query(
-            "INSERT INTO work (id, org, kind, payload, status, due, attempts, created, updated) \
-             VALUES (?1, ?2, ?3, ?4, 'Queued', ?5, 0, ?6, ?6) RETURNING *",
+        check_org(&mut tx, &work).await?;
+        let item = insert(&mut tx, &work, now, None).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(item)
+    }
+
+    async fn start(&self, work: NewWork, lease: &Lease<'_>) -> StoreResult<WorkItem> {
+        check_kind(&work.kind)?;
+        // The check for a live Running item and the insert share the write lock, as a
+        // claim's check and update do: a claim cannot come in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        check_org(&mut tx, &work).await?;
+        let holder: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT kind, lease_owner FROM work \
+             WHERE org = ?1 AND status = 'Running' AND lease_expires > ?2 LIMIT 1",
         )
-        .bind(Uuid::new_v4())
         .bind(work.org.as_str())
-        .bind(&work.kind)
-        .bind(work.payload.to_string())
-        .bind(micros(work.due))
-        .bind(micros(now))
-        .fetch_one(&mut *tx)
+        .bind(micros(lease.now))
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
+        if let Some((kind, owner)) = holder {
+            return Err(org_busy(&work.org, &kind, owner.as_deref().unwrap_or("?")));
+        }
+        let item = insert(&mut tx, &work, lease.now, Some(lease)).await?;
         tx.commit().await.map_err(db_err)?;
-        item_of(&row)
+        Ok(item)
     }
 
     async fn claim_due(&self, lease: &Lease<'_>, limit: usize) -> StoreResult<Vec<WorkItem>> {

@@ -9,13 +9,21 @@
 //!              ^                              |  |
 //!              +----fail(retry_at = Some)-----+  +--fail(retry_at = None)--> Failed
 //!              +----lease expired (claimable again, attempts + 1)
+//! start ------------------------------------> Running (the caller runs it itself)
 //! ```
+//!
+//! `start` is for a process that runs the work itself rather than leaving it to a worker (the
+//! command line, a request of the admin UI): the item is inserted Running under the caller's
+//! lease, so it is seen, counted and guarded like a claimed one, and once its lease expires (the
+//! process died) any worker's claim takes it over.
 //!
 //! Invariants every backend guarantees:
 //! - a claim is atomic: an item is handed to one claimer at a time, whichever instance asks
 //!   (PostgreSQL: `FOR UPDATE SKIP LOCKED` plus a per-org advisory lock; SQLite: the write lock);
 //! - an org never has two Running items with live leases: a claim skips every org that has
-//!   one, and claims at most one item per org, so two runs of one connection never overlap;
+//!   one, and claims at most one item per org, a start is refused while the org has one, and a
+//!   start and a claim of one org are as atomic with each other as two claims (PostgreSQL: the
+//!   same per-org advisory lock), so two runs of one connection never overlap;
 //! - a Running item whose lease expired (its instance died) is claimable again;
 //! - only the current lease owner may renew, complete or fail an item (else `Conflict`), so an
 //!   instance that lost its lease cannot overwrite the outcome of the one that took over.
@@ -152,6 +160,14 @@ pub trait WorkStore: Send + Sync {
     /// item. Claimed items are Running under `lease`, with one more attempt.
     async fn claim_due(&self, lease: &Lease<'_>, limit: usize) -> StoreResult<Vec<WorkItem>>;
 
+    /// Starts `work` at once for a caller that runs it itself: the item is inserted Running
+    /// under `lease` with one attempt, unless its org has a Running item with a live lease, in
+    /// which case nothing is stored and the answer is a `Conflict` naming the kind of that item
+    /// and the instance holding it ([`org_busy`]). Atomic with [`WorkStore::claim_due`] and
+    /// other starts: of any number of them racing for one org, at most one gets it. `NotFound`
+    /// and `BadRequest` as for [`WorkStore::enqueue`].
+    async fn start(&self, work: NewWork, lease: &Lease<'_>) -> StoreResult<WorkItem>;
+
     /// Extends the lease, optionally recording progress in `result`. `Conflict` if `lease.owner`
     /// no longer holds a live lease on the item, `NotFound` if there is no such item.
     async fn renew_lease(
@@ -209,6 +225,14 @@ pub fn check_kind(kind: &str) -> StoreResult<()> {
             "'{kind}' is not a valid work kind (lowercase letters, digits, '-' and '_', at most 64)"
         )))
     }
+}
+
+/// The error of a start refused because `holder` (the kind of its work and its lease owner)
+/// runs `org` now.
+pub fn org_busy(org: &OrgName, kind: &str, owner: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "'{org}' is busy with a run of {kind} on instance '{owner}'"
+    ))
 }
 
 /// The error when `owner` does not hold `id`.

@@ -89,6 +89,21 @@ pub struct Connect {
     /// Allow a server on a loopback or private address.
     #[arg(long)]
     pub allow_private_urls: bool,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// How a command that runs an organization's work takes its turn in the work queue: it waits
+/// while a `crmsync serve` instance or another command runs the organization, unless told not to.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// Fail at once (non-zero exit) instead of waiting when another run holds the organization.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Lease length of this run, in seconds (how long its work waits, if this process dies,
+    /// before a `crmsync serve` instance takes it over). For tests.
+    #[arg(long, env = "CRMSYNC_LEASE_SECS", hide = true, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub lease_secs: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +118,8 @@ pub struct MetadataUpdate {
     /// Show the changes without applying them.
     #[arg(long)]
     pub preview: bool,
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +137,8 @@ pub struct Sync {
     /// Offline transactions per upload request.
     #[arg(long, default_value_t = crmsync_sync::upload::MAX_BATCH, hide = true)]
     pub upload_batch: usize,
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,9 @@
 //! A sync process killed (SIGKILL) at twenty points of its run, with the server changing in
 //! between, and then run to completion: the client ends equal to the server's (filtered)
 //! data — nothing missing, nothing duplicated, no stale value.
+//!
+//! Each killed run holds the org in the work queue until its (short) lease expires; the next
+//! round waits for that, then starts where the killed run stopped.
 
 mod common;
 
@@ -13,7 +16,7 @@ use crmsync_query::{EvalContext, parse_fetchxml};
 use crmsync_store::{Catalog, Change, ChangeCursor, DeleteMode, OrgStore, PageRequest, UpsertMode, WriteSet};
 use crmsync_store_sqlite::SqliteCatalog;
 
-use common::{connect_field, crmsync, serve_sample};
+use common::{connect_field, crmsync, serve_sample, wait_until_free};
 
 const ACTIVE_CONTACTS: &str = r#"<fetch><entity name="contact"><filter><condition attribute="statecode" operator="eq" value="0"/></filter></entity></fetch>"#;
 
@@ -65,7 +68,10 @@ async fn change_server(server: &dyn OrgStore, round: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_killed_at_twenty_points_converges_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = serve_sample(dir.path(), 1500);
+    // The server org on a data directory of its own: no server instance shares the client's
+    // work queue, so a killed run's work waits for the next run here, not for a takeover.
+    let server_dir = dir.path().join("server");
+    let (_server, base) = serve_sample(&server_dir, 1500);
     let filters = dir.path().join("filters.xml");
     std::fs::write(&filters, format!("<SyncFilters>{ACTIVE_CONTACTS}</SyncFilters>")).unwrap();
     let filters = filters.to_str().unwrap().to_owned();
@@ -76,13 +82,20 @@ async fn sync_killed_at_twenty_points_converges_without_loss_or_duplicates() {
     );
 
     let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
-    let server = catalog.open_org(&OrgName::parse("hq-1").unwrap()).await.unwrap();
+    let server_catalog = SqliteCatalog::open(&server_dir).await.unwrap();
+    let server = server_catalog
+        .open_org(&OrgName::parse("hq-1").unwrap())
+        .await
+        .unwrap();
     let mut killed_mid_run = 0;
     for round in 0..20usize {
+        // A killed run holds the org until its (short) lease expires.
+        wait_until_free(dir.path(), "field").await;
         let mut sync = Command::new(assert_cmd::cargo::cargo_bin("crmsync"))
             .arg("--data")
             .arg(dir.path())
             .args(["sync", "field", "--page-size", "97", "--batch-rows", "400"])
+            .args(["--lease-secs", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

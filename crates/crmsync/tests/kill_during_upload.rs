@@ -3,6 +3,9 @@
 //! times — deletes and creates), then run to completion: every transaction is Processed
 //! exactly once in effect — the server holds each created record once, the last value of each
 //! updated one, none of the deleted ones — and the client ends equal to the server.
+//!
+//! Each killed run holds the org in the work queue until its (short) lease expires; the next
+//! round waits for that, then starts where the killed run stopped.
 
 mod common;
 
@@ -14,7 +17,7 @@ use crmsync_model::{AttributeName, EntityName, OrgName, Record, RecordId, Value}
 use crmsync_store::{Catalog, Change, ChangeCursor, DeleteMode, OrgStore, UpsertMode};
 use crmsync_store_sqlite::SqliteCatalog;
 
-use common::{connect_field, crmsync, serve_sample};
+use common::{connect_field, crmsync, serve_sample, wait_until_free};
 use crmsync_sync::transactions::{self, ClientChange, Operation, TxStatus};
 
 fn account() -> EntityName {
@@ -77,12 +80,19 @@ async fn processed(client: &dyn OrgStore) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = serve_sample(dir.path(), 600);
+    // The server org on a data directory of its own: no server instance shares the client's
+    // work queue, so a killed run's work waits for the next run here, not for a takeover.
+    let server_dir = dir.path().join("server");
+    let (_server, base) = serve_sample(&server_dir, 600);
     connect_field(dir.path(), &base, &["--entities", "account", "--write-offline"]);
     crmsync(dir.path()).args(["sync", "field"]).assert().success();
 
     let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
-    let server = catalog.open_org(&OrgName::parse("hq-1").unwrap()).await.unwrap();
+    let server_catalog = SqliteCatalog::open(&server_dir).await.unwrap();
+    let server = server_catalog
+        .open_org(&OrgName::parse("hq-1").unwrap())
+        .await
+        .unwrap();
     let client = catalog.open_org(&OrgName::parse("field").unwrap()).await.unwrap();
     let existing: Vec<RecordId> = accounts(&*client).await.into_keys().collect();
     assert_eq!(existing.len(), 600);
@@ -119,6 +129,8 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
         if killed_mid_run >= 20 {
             break;
         }
+        // A killed run holds the org until its (short) lease expires.
+        wait_until_free(dir.path(), "field").await;
         let mut more = Vec::new();
         for k in 0..60 {
             let id = existing[(round * 17 + k) % 400];
@@ -141,7 +153,7 @@ async fn upload_killed_at_twenty_points_loses_and_duplicates_nothing() {
         let mut sync = Command::new(assert_cmd::cargo::cargo_bin("crmsync"))
             .arg("--data")
             .arg(dir.path())
-            .args(["sync", "field", "--upload-batch", "20"])
+            .args(["sync", "field", "--upload-batch", "20", "--lease-secs", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

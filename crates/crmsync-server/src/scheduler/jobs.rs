@@ -14,12 +14,17 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::webservice::{self, SharedProgress};
-use super::{Outcome, Scheduler, skipped};
+use super::{Local, Outcome, Scheduler, skipped};
 
-pub(super) async fn run(scheduler: &Scheduler, item: &WorkItem, progress: &SharedProgress) -> Outcome {
+pub(super) async fn run(
+    scheduler: &Scheduler,
+    item: &WorkItem,
+    progress: &SharedProgress,
+    local: &Local,
+) -> Outcome {
     match item.kind.as_str() {
         process::SYNC_JOB_KIND => sync_job(scheduler, item).await,
-        webservice::SYNC_KIND => webservice::sync(scheduler, item, progress).await,
+        webservice::SYNC_KIND => webservice::sync(scheduler, item, progress, local).await,
         webservice::METADATA_KIND => webservice::metadata(scheduler, item).await,
         webservice::CONNECT_KIND => webservice::connect(scheduler, item).await,
         other => Outcome::Failed {

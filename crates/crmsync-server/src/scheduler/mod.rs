@@ -12,10 +12,16 @@
 //! The loop ([`Scheduler::run`]) wakes on a timer and stops on the shutdown future; tests call
 //! [`Scheduler::run_due`], which claims what is due and runs it to the end.
 //!
+//! A process may also run an item itself rather than leave it to a worker (the command line,
+//! a request of the admin UI): it starts the item under its own lease and runs it the same way
+//! (`here.rs`), so a worker's claim skips the org meanwhile and takes the item over if that
+//! process dies.
+//!
 //! Kinds: `sync-job` (a scheduled run of a process, `jobs.rs`); `connect`, `sync` and
 //! `metadata` (the webservice's `ConnectAsync`, `SyncAsync` and `UpdateMetadataAsync`, and the
 //! admin UI's Sync All, `webservice.rs`).
 
+mod here;
 mod jobs;
 mod status;
 pub mod webservice;
@@ -27,6 +33,7 @@ use chrono::{DateTime, Duration, Utc};
 use crmsync_store::{Lease, Retry, StoreError, WorkItem, WorkStatus};
 use serde_json::{Value, json};
 
+pub use here::{Local, WhenBusy, cli_instance_name};
 pub use status::{StatusReport, WorkerStatus};
 
 use crate::AppState;
@@ -179,19 +186,39 @@ impl Scheduler {
 
     /// Runs one claimed item while keeping its lease, then records the outcome.
     async fn execute(&self, item: WorkItem) {
-        let _running = self.status.started(&item);
-        tracing::info!(org = %item.org, work = %item.id, kind = %item.kind, attempt = item.attempts, "work started");
-        let progress = webservice::SharedProgress::default();
-        let outcome = tokio::select! {
-            outcome = jobs::run(self, &item, &progress) => outcome,
-            lost = self.keep_lease(&item, &progress) => {
-                self.status.error(self.clock.now(), format!("work {} of '{}': {lost}", item.id, item.org));
-                return;
-            }
-        };
-        if let Err(e) = self.record(&item, outcome).await {
+        let (id, org) = (item.id, item.org.clone());
+        if let Err(e) = self.execute_item(item, &Local::default()).await {
             self.status
-                .error(self.clock.now(), format!("cannot record work {}: {e}", item.id));
+                .error(self.clock.now(), format!("work {id} of '{org}': {e}"));
+        }
+    }
+
+    /// Runs an item this instance holds (claimed, or started by [`Scheduler::start_here`])
+    /// while keeping its lease, records the outcome and returns the item as it ended. An error
+    /// when the lease was lost (another instance may own the item: the work is dropped, not
+    /// finished twice) or the outcome could not be recorded.
+    async fn execute_item(&self, item: WorkItem, local: &Local) -> Result<WorkItem, StoreError> {
+        let progress = webservice::SharedProgress::beside(local.progress.clone());
+        let outcome = self
+            .hold(&item, &progress, jobs::run(self, &item, &progress, local))
+            .await?;
+        self.record(&item, outcome).await
+    }
+
+    /// Runs `work` for `item` while keeping the item's lease (and storing `progress` with it);
+    /// the item shows among this instance's running work meanwhile. An error, and `work`
+    /// dropped, when the lease could not be renewed.
+    async fn hold<T>(
+        &self,
+        item: &WorkItem,
+        progress: &webservice::SharedProgress,
+        work: impl Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        let _running = self.status.started(item);
+        tracing::info!(org = %item.org, work = %item.id, kind = %item.kind, attempt = item.attempts, "work started");
+        tokio::select! {
+            done = work => Ok(done),
+            lost = self.keep_lease(item, progress) => Err(lost),
         }
     }
 
@@ -232,22 +259,23 @@ impl Scheduler {
         retry_decision(&self.config, item.attempts, retryable, now)
     }
 
-    async fn record(&self, item: &WorkItem, outcome: Outcome) -> Result<(), StoreError> {
+    async fn record(&self, item: &WorkItem, outcome: Outcome) -> Result<WorkItem, StoreError> {
         let work = self.state.catalog.work();
         let now = self.clock.now();
         let owner = &self.config.owner;
         match outcome {
             Outcome::Done(status, result) => {
-                work.complete(item.id, owner, status, &result, now).await?;
+                let ended = work.complete(item.id, owner, status, &result, now).await?;
                 self.status.finished(status);
                 if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
                     self.status
                         .error(now, format!("{} of '{}': {error}", item.kind, item.org));
                 }
                 tracing::info!(org = %item.org, work = %item.id, status = status.as_str(), "work finished");
+                Ok(ended)
             }
             Outcome::Failed { error, retry } => {
-                work.fail(item.id, owner, &error, retry, now).await?;
+                let ended = work.fail(item.id, owner, &error, retry, now).await?;
                 match retry {
                     Retry::At(at) => {
                         self.status.retried();
@@ -260,9 +288,9 @@ impl Scheduler {
                 }
                 self.status
                     .error(now, format!("{} of '{}': {error}", item.kind, item.org));
+                Ok(ended)
             }
         }
-        Ok(())
     }
 }
 

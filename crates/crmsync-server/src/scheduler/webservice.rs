@@ -1,6 +1,9 @@
 //! The sync webservice's and the admin UI's asynchronous jobs, run from the durable queue so
 //! that a job survives a restart of the instance that accepted it (and may run on another
-//! instance), and never runs beside another job of the same org:
+//! instance), and never runs beside another job of the same org. The command line's
+//! `connect`, `metadata update` and `sync`, and the admin UI's connects, start items of the same
+//! kinds and payloads (built here) and run them in their own process (`here.rs`), so a worker
+//! can take one over:
 //! - `connect` (`ConnectAsync`): payload `{"request": SealedConnectRequest, "open": bool}`;
 //!   creates or replaces the connection, registering the org first when it does not exist
 //!   (`crmsync_sync::service::connect`). The request's secrets are sealed with the master key,
@@ -20,11 +23,12 @@ use std::sync::{Arc, Mutex};
 use crmsync_model::EntityName;
 use crmsync_model::OrgName;
 use crmsync_store::{Retry, WorkItem, WorkStatus};
-use crmsync_sync::service::{SealedConnectRequest, connect as connect_org, update_metadata};
+use crmsync_sync::metadata::MetadataDiff;
+use crmsync_sync::service::{ConnectRequest, SealedConnectRequest, connect as connect_org, update_metadata};
 use crmsync_sync::{Connection, EntityFigures, Progress, RunStatus, SyncError, SyncRunner, Trigger};
 use serde_json::{Value, json};
 
-use super::{Outcome, Scheduler};
+use super::{Local, Outcome, Scheduler};
 
 /// The work kind of `ConnectAsync`.
 pub const CONNECT_KIND: &str = "connect";
@@ -32,6 +36,29 @@ pub const CONNECT_KIND: &str = "connect";
 pub const SYNC_KIND: &str = "sync";
 /// The work kind of `UpdateMetadataAsync`.
 pub const METADATA_KIND: &str = "metadata";
+
+/// The payload of a `connect` item: the request with its secrets sealed with `secrets_key`,
+/// and `open` for a registration (a registrant has no account until the job succeeds: the job
+/// id is their capability).
+pub fn connect_payload(secrets_key: &[u8; 32], request: &ConnectRequest) -> Value {
+    let sealed = SealedConnectRequest::seal(secrets_key, request);
+    json!({"request": sealed, "open": request.registration.is_some()})
+}
+
+/// The payload of a `sync` item: Sync All of `entities` (empty: every enabled one).
+pub fn sync_payload(entities: &[EntityName], full: bool, trigger: Trigger) -> Value {
+    let entities: Vec<&str> = entities.iter().map(|e| e.as_str()).collect();
+    let trigger = match trigger {
+        Trigger::Manual => "manual",
+        _ => "webservice",
+    };
+    json!({"entities": entities, "full": full, "trigger": trigger})
+}
+
+/// The payload of a `metadata` item.
+pub fn metadata_payload(preview: bool) -> Value {
+    json!({"preview": preview})
+}
 
 fn failed(e: &SyncError) -> Outcome {
     Outcome::Failed {
@@ -41,11 +68,17 @@ fn failed(e: &SyncError) -> Outcome {
 }
 
 /// The latest progress of a run, shared with the lease renewal that stores it; `changes`
-/// counts updates, so the renewal writes only what it has not written yet.
+/// counts updates, so the renewal writes only what it has not written yet. A process running
+/// the item itself may show the progress too (`beside`).
 #[derive(Default)]
-pub(crate) struct SharedProgress(Mutex<(Option<Value>, u64)>);
+pub(crate) struct SharedProgress(Mutex<(Option<Value>, u64)>, Option<Arc<dyn Progress>>);
 
 impl SharedProgress {
+    /// Progress also reported to `display`.
+    pub(crate) fn beside(display: Option<Arc<dyn Progress>>) -> SharedProgress {
+        SharedProgress(Mutex::default(), display)
+    }
+
     pub(crate) fn get(&self) -> Option<Value> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
@@ -72,10 +105,16 @@ impl Progress for SharedProgress {
             p["done"] = json!(index);
             p["total"] = json!(count);
         });
+        if let Some(display) = &self.1 {
+            display.entity_started(entity, index, count);
+        }
     }
 
-    fn entity_done(&self, _: &EntityFigures) {
+    fn entity_done(&self, figures: &EntityFigures) {
         self.set(|p| p["done"] = json!(p["done"].as_u64().unwrap_or(0) + 1));
+        if let Some(display) = &self.1 {
+            display.entity_done(figures);
+        }
     }
 }
 
@@ -101,7 +140,12 @@ async fn connection(
     Ok((store, conn, server))
 }
 
-pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &SharedProgress) -> Outcome {
+pub(super) async fn sync(
+    scheduler: &Scheduler,
+    item: &WorkItem,
+    progress: &SharedProgress,
+    local: &Local,
+) -> Outcome {
     let (store, conn, server) = match connection(scheduler, item).await {
         Ok(c) => c,
         Err(e) => return failed(&e),
@@ -130,6 +174,7 @@ pub(super) async fn sync(scheduler: &Scheduler, item: &WorkItem, progress: &Shar
     };
     let mut runner = SyncRunner::new(store, server, settings);
     runner.full = item.payload["full"].as_bool().unwrap_or(false);
+    local.tune(&mut runner);
     let log = match runner.run(trigger, progress).await {
         Ok(log) => log,
         Err(e) => return failed(&e),
@@ -167,16 +212,24 @@ pub(super) async fn connect(scheduler: &Scheduler, item: &WorkItem) -> Outcome {
     };
     let registers = request.registration.is_some();
     let factory = move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &key);
-    match connect_org(&*state.catalog, &key, request, &factory).await {
+    let connected = connect_org(&*state.catalog, &key, request, &factory).await;
+    if connected.is_ok() {
+        tracing::info!(org = %item.org, registered = registers, "connected");
+    }
+    connect_outcome(&connected)
+}
+
+/// What a connect came to, as a `connect` item records it.
+pub fn connect_outcome(connected: &Result<(Connection, MetadataDiff), SyncError>) -> Outcome {
+    match connected {
         Ok((conn, update)) => {
-            tracing::info!(org = %item.org, registered = registers, "connected");
             let entities: Vec<&str> = conn.settings.entities.iter().map(|e| e.as_str()).collect();
             Outcome::Done(
                 WorkStatus::Succeeded,
                 json!({"entities": entities, "metadataChanges": update.describe(), "notes": update.notes}),
             )
         }
-        Err(e) => failed(&e),
+        Err(e) => failed(e),
     }
 }
 

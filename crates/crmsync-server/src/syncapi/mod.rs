@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use crmsync_model::{EntityName, OrgName};
 use crmsync_store::{NewUser, NewWork, Role, StoreError};
-use crmsync_sync::service::{ConnectRequest, SealedConnectRequest};
+use crmsync_sync::service::ConnectRequest;
 use crmsync_sync::{BackendType, Connection, Connector, Trigger};
 use serde::Deserialize;
 use serde_json::json;
@@ -202,8 +202,7 @@ async fn connect_async(
     };
     // A registrant has no account until the job succeeds: the job id is their capability.
     let open = request.registration.is_some();
-    let sealed = SealedConnectRequest::seal(&state.config.secrets_key, &request);
-    let payload = json!({"request": sealed, "open": open});
+    let payload = scheduler::webservice::connect_payload(&state.config.secrets_key, &request);
     let id = enqueue(&state, &name, scheduler::webservice::CONNECT_KIND, payload, open).await?;
     Ok(accepted(&name, id))
 }
@@ -252,7 +251,7 @@ async fn sync_async(
     } else {
         settings.entities
     };
-    let payload = sync_payload(&entities, request.full, Trigger::Webservice);
+    let payload = scheduler::webservice::sync_payload(&entities, request.full, Trigger::Webservice);
     let id = enqueue(
         &state,
         &caller.org,
@@ -287,16 +286,6 @@ pub(crate) async fn enqueue(
     Ok(item.id)
 }
 
-/// The payload of a `sync` job: Sync All of `entities` (empty: every enabled one).
-pub(crate) fn sync_payload(entities: &[EntityName], full: bool, trigger: Trigger) -> serde_json::Value {
-    let entities: Vec<&str> = entities.iter().map(|e| e.as_str()).collect();
-    let trigger = match trigger {
-        Trigger::Manual => "manual",
-        _ => "webservice",
-    };
-    json!({"entities": entities, "full": full, "trigger": trigger})
-}
-
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetadataBody {
@@ -313,7 +302,7 @@ async fn metadata_async(
     let caller = admin(&state, &org, &headers).await?;
     let request: MetadataBody = optional_json(&body)?;
     connection_of(&caller).await?;
-    let payload = json!({"preview": request.preview});
+    let payload = scheduler::webservice::metadata_payload(request.preview);
     let id = enqueue(
         &state,
         &caller.org,

@@ -1,7 +1,9 @@
 //! The Connector screen: this (Client) org, the server org it syncs from, the Connect form
 //! and the sync settings. Connect runs the webservice's connect
-//! (`crmsync_sync::service::connect`): the server is checked before anything is stored, and
-//! an error is shown next to the field it is about.
+//! (`crmsync_sync::service::connect`) in the request, as a `connect` item of the work queue
+//! ([`connect_here`]), so it never overlaps another run of the org (a busy org is said so at
+//! once, not waited for): the server is checked before anything is stored, and an error is
+//! shown next to the field it is about.
 //!
 //! Reconnecting keeps what was set up: a blank password keeps the stored one, and the same
 //! server keeps its entities and sync filters (another server starts with all its entities).
@@ -12,14 +14,17 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use crmsync_model::OrgName;
+use crmsync_store::{NewWork, StoreError};
 use crmsync_sync::service::{ConnectRequest, connect};
-use crmsync_sync::{BackendType, ConflictPolicy, Connection, SyncSettings};
+use crmsync_sync::{BackendType, ConflictPolicy, Connection, SyncError, SyncSettings};
 use serde::Deserialize;
 
 use super::forms::{FieldErrors, ServerFields, connect_error};
 use super::pages::{Chrome, Section, UiError, render, see_other};
 use super::session::Admin;
 use crate::AppState;
+use crate::scheduler::webservice::{CONNECT_KIND, connect_outcome, connect_payload};
+use crate::scheduler::{Scheduler, WhenBusy};
 
 #[derive(Template)]
 #[template(path = "ui/connector.html")]
@@ -173,16 +178,18 @@ pub async fn submit(
         allow_private_urls: state.config.allow_private_urls,
         registration: None,
     };
-    let secrets = state.config.secrets_key;
-    let factory =
-        move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
-    match connect(&*state.catalog, &secrets, request, &factory).await {
-        Ok((mut conn, _)) => {
-            if let Some(old) = &existing {
-                // Connect stores a fresh connection; the conflict policy is a setting of this org.
-                conn.settings.conflict_policy = old.settings.conflict_policy;
-                conn.save(&*admin.caller.store).await?;
-            }
+    // Connect stores a fresh connection; the conflict policy is a setting of this org.
+    let policy = existing.as_ref().map(|c| c.settings.conflict_policy);
+    let connected = match connect_here(&state, request, false, policy).await? {
+        ConnectHere::Connected(conn) => Ok(conn),
+        ConnectHere::Refused(e) => Err(e),
+        ConnectHere::Busy(busy) => {
+            errors.add("", busy);
+            return page(&state, &admin, StatusCode::CONFLICT, Some(f), errors, None).await;
+        }
+    };
+    match connected {
+        Ok(_) => {
             tracing::info!(org = %org, "connected from the admin UI");
             Ok(see_other(&format!(
                 "/admin/{org}/sync/connector?notice=connected"
@@ -201,6 +208,62 @@ pub async fn submit(
             .await
         }
     }
+}
+
+/// What a connect run in the request came to.
+pub(crate) enum ConnectHere {
+    Connected(Connection),
+    /// The server, the credentials or the settings were refused (nothing stored).
+    Refused(SyncError),
+    /// Another run holds the org: the message to show.
+    Busy(String),
+}
+
+/// Connects in this request, as a `connect` item of the work queue started by this instance
+/// (`for_new_org` when it registers the org): it never runs beside another run of the org,
+/// shows in the org's work like a queued connect, and its outcome is recorded in the same
+/// shape; its payload holds the secrets sealed. A busy org is not waited for. `keep_policy`:
+/// the conflict policy the new connection keeps (a reconnect keeps the org's setting).
+pub(crate) async fn connect_here(
+    state: &AppState,
+    request: ConnectRequest,
+    for_new_org: bool,
+    keep_policy: Option<ConflictPolicy>,
+) -> Result<ConnectHere, UiError> {
+    let runner = Scheduler::for_requests(state);
+    let work = NewWork {
+        org: request.client_org.clone(),
+        kind: CONNECT_KIND.to_owned(),
+        payload: connect_payload(&state.config.secrets_key, &request),
+        due: chrono::Utc::now(),
+        for_new_org,
+    };
+    let item = match runner.start_here(work, WhenBusy::GiveUp).await {
+        Ok(item) => item,
+        Err(StoreError::Conflict(why)) => {
+            return Ok(ConnectHere::Busy(format!(
+                "{why}; connect again once it has ended."
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let secrets = state.config.secrets_key;
+    let factory =
+        move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
+    let connecting = async {
+        let (mut conn, update) = connect(&*state.catalog, &secrets, request, &factory).await?;
+        if let Some(policy) = keep_policy.filter(|p| *p != conn.settings.conflict_policy) {
+            conn.settings.conflict_policy = policy;
+            conn.save(&*state.catalog.open_org(&item.org).await?).await?;
+        }
+        Ok((conn, update))
+    };
+    let connected = runner.while_held(&item, connecting).await?;
+    runner.finish(&item, connect_outcome(&connected)).await?;
+    Ok(match connected {
+        Ok((conn, _)) => ConnectHere::Connected(conn),
+        Err(e) => ConnectHere::Refused(e),
+    })
 }
 
 #[derive(Deserialize)]

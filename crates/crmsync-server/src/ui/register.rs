@@ -1,8 +1,10 @@
 //! The public Connect page (`/Register.aspx?otype=connect`, also `/register?otype=connect`):
 //! a new Client org (its name and its administrator), the server's backend type, the server's
 //! address and credentials, Connect. It runs the connect of the sync webservice
-//! (`crmsync_sync::service::connect`, which checks the server before creating anything) and
-//! signs the new admin in on the org's CRM Sync section.
+//! (`crmsync_sync::service::connect`, which checks the server before creating anything) in the
+//! request, as a `connect` item of the work queue for a new org (`connector::connect_here`:
+//! a registration of the same name running elsewhere is said so, not waited for), and signs
+//! the new admin in on the org's CRM Sync section.
 //!
 //! Attempts are rate-limited per client address (`ServerConfig::registration_limit`, counted
 //! before any work); with registration closed the page says so and accepts nothing.
@@ -18,10 +20,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crmsync_model::OrgName;
 use crmsync_store::{NewUser, Role, StoreError};
-use crmsync_sync::Connection;
-use crmsync_sync::service::{ConnectRequest, connect};
+use crmsync_sync::service::ConnectRequest;
 use serde::Deserialize;
 
+use super::connector::{ConnectHere, connect_here};
 use super::forms::{FieldErrors, ServerFields, connect_error};
 use super::pages::{Chrome, UiError, render, see_other};
 use super::session::{form_id, sign_in_cookie};
@@ -273,12 +275,16 @@ pub async fn submit(
         allow_private_urls: state.config.allow_private_urls,
         registration: Some(admin.clone()),
     };
-    let secrets = state.config.secrets_key;
-    let factory =
-        move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &secrets);
-    if let Err(e) = connect(&*state.catalog, &secrets, request, &factory).await {
-        connect_error(&mut errors, &e);
-        return again(errors);
+    match connect_here(&state, request, true, None).await? {
+        ConnectHere::Connected(_) => {}
+        ConnectHere::Refused(e) => {
+            connect_error(&mut errors, &e);
+            return again(errors);
+        }
+        ConnectHere::Busy(busy) => {
+            errors.add("org", busy);
+            return again(errors);
+        }
     }
     tracing::info!(org = %org, client = %addr, "organization registered through the Connect page");
     let user = state

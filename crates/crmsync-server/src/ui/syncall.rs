@@ -16,8 +16,9 @@ use uuid::Uuid;
 use super::pages::{Chrome, Section, UiError, ok, see_other};
 use super::session::Admin;
 use crate::AppState;
+use crate::scheduler::webservice::sync_payload;
 use crate::scheduler::webservice::{SYNC_KIND, job_json};
-use crate::syncapi::{enqueue, sync_payload};
+use crate::syncapi::enqueue;
 
 #[derive(Template)]
 #[template(path = "ui/syncall.html")]

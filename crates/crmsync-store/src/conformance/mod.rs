@@ -101,6 +101,11 @@ macro_rules! conformance_suite {
             failed_attempts_retry_later_or_fail_for_good,
             work_counts_cover_every_status,
             concurrent_claimers_run_each_item_once_and_each_org_alone,
+            start_runs_work_of_an_idle_org_at_once,
+            start_is_refused_while_a_claim_holds_the_org,
+            claims_skip_an_org_held_by_a_start,
+            an_expired_started_item_is_taken_over_by_a_claim,
+            concurrent_starts_and_claims_never_hold_one_org_twice,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -4,6 +4,7 @@ mod app;
 mod demo;
 mod org;
 mod process;
+mod queue;
 mod serve;
 mod sync;
 mod transactions;

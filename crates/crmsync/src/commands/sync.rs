@@ -1,17 +1,24 @@
 //! `crmsync connect | metadata update | sync | logs`: the sync commands, on the store named
-//! by `--data` / `--database`, whether or not a server runs on it.
+//! by `--data` / `--database`, whether or not a server runs on it. Connect, metadata update and
+//! sync take their turn in the work queue (`queue.rs`), so they never overlap a server's run of
+//! the same organization.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use crmsync_model::{EntityName, OrgName};
-use crmsync_store::{Catalog, OrgStore};
+use crmsync_server::scheduler::Local;
+use crmsync_server::scheduler::webservice::{
+    CONNECT_KIND, METADATA_KIND, SYNC_KIND, connect_payload, metadata_payload, sync_payload,
+};
+use crmsync_store::{Catalog, OrgStore, StoreError};
 use crmsync_sync::service::ConnectRequest;
 use crmsync_sync::{
     BackendType, Connection, Connector, EntityFigures, RunLog, SyncRunner, SyncSettings, Trigger,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::queue::{Turn, ended_ok};
 use crate::cli::{Connect, Logs, MetadataUpdate, StoreArgs, Sync};
 use crate::keys::MasterKey;
 use crate::store;
@@ -28,23 +35,26 @@ pub fn connector(org: &OrgName, conn: &Connection, key: &MasterKey) -> anyhow::R
     )?)
 }
 
+/// The catalog, the name of a connected org, and the master key; an error naming what to do
+/// when the org has no connection.
 async fn open_connected(
     args: &StoreArgs,
     org: &str,
-) -> anyhow::Result<(OrgName, Arc<dyn OrgStore>, Connection, MasterKey)> {
+) -> anyhow::Result<(Arc<dyn Catalog>, OrgName, MasterKey)> {
     let name = OrgName::parse(org)?;
     let catalog = store::open(args).await?;
     let client = catalog
         .open_org(&name)
         .await
         .with_context(|| format!("cannot open organization '{name}'"))?;
-    let conn = Connection::load(&*client)
+    Connection::load(&*client)
         .await?
         .with_context(|| format!("'{name}' has no connection: run crmsync connect first"))?;
-    Ok((name, client, conn, MasterKey::load(&args.data)?))
+    Ok((catalog, name, MasterKey::load(&args.data)?))
 }
 
-/// Connects through the shared service, building connectors from the master key.
+/// Connects through the shared service, building connectors from the master key, outside the
+/// work queue: for `crmsync demo`, whose organizations are its own until it serves them.
 pub async fn connect_org(
     catalog: &dyn Catalog,
     key: &MasterKey,
@@ -72,8 +82,9 @@ pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let org = OrgName::parse(&cmd.client_org)?;
     let request = ConnectRequest {
-        client_org: OrgName::parse(&cmd.client_org)?,
+        client_org: org.clone(),
         server_url: cmd.server_url.clone(),
         backend: BackendType::parse(&cmd.backend)?,
         user: cmd.user.clone(),
@@ -86,10 +97,23 @@ pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
     };
     let catalog = store::open(args).await?;
     let key = MasterKey::load(&args.data)?;
-    let (conn, changes) = connect_org(&*catalog, &key, request).await?;
+    // A connect that creates its org is queued like a registration: before the org exists.
+    let new_org = match catalog.org_info(&org).await {
+        Ok(_) => false,
+        Err(StoreError::NotFound(_)) => true,
+        Err(e) => return Err(e.into()),
+    };
+    let turn = Turn::new(catalog.clone(), &key, &cmd.queue, cmd.allow_private_urls);
+    let payload = connect_payload(&key.derive(SECRETS_PURPOSE), &request);
+    let ended = turn
+        .run(&org, CONNECT_KIND, payload, new_org, &Local::default())
+        .await?;
+    let result = ended_ok(&ended)?;
+    let conn = Connection::load(&*catalog.open_org(&org).await?)
+        .await?
+        .with_context(|| format!("'{org}' has no connection after connecting"))?;
     println!(
-        "Connected '{}' to {} ({}).",
-        cmd.client_org,
+        "Connected '{org}' to {} ({}).",
         conn.server_url,
         conn.backend.as_str()
     );
@@ -99,32 +123,50 @@ pub async fn connect(args: &StoreArgs, cmd: Connect) -> anyhow::Result<()> {
         names.join(", "),
         conn.settings.filters.len()
     );
+    let changes = lines(&result["metadataChanges"]);
     println!("Metadata update: {} change(s).", changes.len());
-    for line in changes {
+    for line in changes.iter().chain(&lines(&result["notes"])) {
         println!("  {line}");
     }
     Ok(())
 }
 
+/// The strings of a JSON array of a work result.
+fn lines(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
 pub async fn metadata_update(args: &StoreArgs, cmd: MetadataUpdate) -> anyhow::Result<()> {
-    let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
-    let server = connector(&org, &conn, &key)?;
-    let update = crmsync_sync::service::update_metadata(&*client, &conn, &*server, true).await?;
-    if update.is_empty() {
+    let (catalog, org, key) = open_connected(args, &cmd.client_org).await?;
+    let turn = Turn::new(catalog, &key, &cmd.queue, false);
+    let ended = turn
+        .run(
+            &org,
+            METADATA_KIND,
+            metadata_payload(cmd.preview),
+            false,
+            &Local::default(),
+        )
+        .await?;
+    let result = ended_ok(&ended)?;
+    let changes = lines(&result["changes"]);
+    if changes.is_empty() {
         println!("'{org}' is up to date with the server's metadata.");
         return Ok(());
     }
-    for line in update.describe() {
+    for line in &changes {
         println!("  {line}");
     }
-    for note in &update.notes {
+    for note in lines(&result["notes"]) {
         println!("  note: {note}");
     }
     if cmd.preview {
-        println!("Preview: {} change(s), nothing applied.", update.changes.len());
+        println!("Preview: {} change(s), nothing applied.", changes.len());
     } else {
-        crmsync_sync::service::update_metadata(&*client, &conn, &*server, false).await?;
-        println!("Applied {} change(s).", update.changes.len());
+        println!("Applied {} change(s).", changes.len());
     }
     Ok(())
 }
@@ -162,6 +204,17 @@ impl Default for Tuning {
     }
 }
 
+/// A progress bar over `entities` entities (hidden when not on a terminal).
+fn progress_bar(entities: usize) -> ProgressBar {
+    let bar = ProgressBar::new(entities as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} entities").expect("valid template"),
+    );
+    bar
+}
+
+/// A sync run straight on the stores, outside the work queue: for `crmsync demo`, whose
+/// organizations are its own until it serves them.
 pub async fn run_sync(
     client: Arc<dyn OrgStore>,
     server: Arc<dyn Connector>,
@@ -169,10 +222,7 @@ pub async fn run_sync(
     full: bool,
     tuning: Tuning,
 ) -> anyhow::Result<RunLog> {
-    let bar = ProgressBar::new(settings.entities.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} entities").expect("valid template"),
-    );
+    let bar = progress_bar(settings.entities.len());
     let mut runner = SyncRunner::new(client, server, settings);
     runner.page_size = tuning.page_size.max(1);
     runner.batch_rows = tuning.batch_rows.max(1);
@@ -220,14 +270,34 @@ pub fn print_run(log: &RunLog) {
 }
 
 pub async fn sync(args: &StoreArgs, cmd: Sync) -> anyhow::Result<()> {
-    let (org, client, conn, key) = open_connected(args, &cmd.client_org).await?;
-    let server = connector(&org, &conn, &key)?;
-    let tuning = Tuning {
-        page_size: cmd.page_size,
-        batch_rows: cmd.batch_rows,
-        upload_batch: cmd.upload_batch,
+    let (catalog, org, key) = open_connected(args, &cmd.client_org).await?;
+    let client = catalog.open_org(&org).await?;
+    let turn = Turn::new(catalog, &key, &cmd.queue, false);
+    let bar = progress_bar(0);
+    let local = Local {
+        progress: Some(Arc::new(Bar(bar.clone()))),
+        page_size: Some(cmd.page_size),
+        batch_rows: Some(cmd.batch_rows),
+        upload_batch: Some(cmd.upload_batch),
     };
-    let log = run_sync(client, server, conn.settings, cmd.full, tuning).await?;
+    let payload = sync_payload(&[], cmd.full, Trigger::Manual);
+    let ended = turn.run(&org, SYNC_KIND, payload, false, &local).await?;
+    bar.finish_and_clear();
+    let run = ended
+        .result
+        .as_ref()
+        .and_then(|r| r["runId"].as_str())
+        .map(str::to_owned);
+    let Some(run) = run else {
+        // No run: the sync could not start (its failure says why).
+        ended_ok(&ended)?;
+        bail!("the sync of '{org}' recorded no run");
+    };
+    let log = crmsync_sync::logs(&*client, usize::MAX)
+        .await?
+        .into_iter()
+        .find(|l| l.id.to_string() == run)
+        .with_context(|| format!("the log of run {run} is not stored"))?;
     print_run(&log);
     for m in log
         .messages

@@ -40,6 +40,11 @@ impl Drop for Server {
 /// Creates the server org `hq-1` with `records` sample accounts, serves the data directory
 /// on a loopback port and returns the server with its base URL.
 pub fn serve_sample(dir: &Path, records: u64) -> (Server, String) {
+    serve_sample_with(dir, records, &[])
+}
+
+/// [`serve_sample`] with extra `serve` arguments (e.g. `--instance NAME`).
+pub fn serve_sample_with(dir: &Path, records: u64, serve_args: &[&str]) -> (Server, String) {
     crmsync(dir)
         .args([
             "org",
@@ -57,6 +62,9 @@ pub fn serve_sample(dir: &Path, records: u64) -> (Server, String) {
         .arg("--data")
         .arg(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args)
+        .env_remove("CRMSYNC_DATABASE_URL")
+        .env_remove("CRMSYNC_MASTER_KEY")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -66,6 +74,31 @@ pub fn serve_sample(dir: &Path, records: u64) -> (Server, String) {
         .unwrap();
     let base = line.trim().rsplit(' ').next().unwrap().to_owned();
     (Server(child), base)
+}
+
+/// Waits until no run holds `org` in the work queue of the data directory (a killed
+/// command's lease has expired, or a takeover of its item has ended), so that the next command
+/// starts at once.
+pub async fn wait_until_free(dir: &Path, org: &str) {
+    use crmsync_store::{Catalog, WorkStatus};
+    let catalog = crmsync_store_sqlite::SqliteCatalog::open(dir).await.unwrap();
+    let org = crmsync_model::OrgName::parse(org).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let now = chrono::Utc::now();
+        let items = catalog.work().list_work(&org, 10_000).await.unwrap();
+        if !items
+            .iter()
+            .any(|w| w.status == WorkStatus::Running && w.lease_expires.is_some_and(|e| e > now))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "'{org}' stays held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Connects the client org `field` to `hq-1` at `base`, with extra `connect` arguments.

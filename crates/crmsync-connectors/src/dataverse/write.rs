@@ -11,7 +11,7 @@
 use crmsync_model::{AttributeType, EntityMetadata, Value};
 use crmsync_sync::{ServerWrite, SyncError, WriteAction, WriteFailure, WriteResults};
 use reqwest::Url;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 /// The JSON body of a write of `values` to `entity`.
 pub fn record_body(
@@ -19,7 +19,28 @@ pub fn record_body(
     entities: &[EntityMetadata],
     write: &ServerWrite,
 ) -> Result<Json, SyncError> {
-    let mut map = Map::new();
+    let mut out = Vec::new();
+    write_record_body(&mut out, entity, entities, write)?;
+    serde_json::from_slice(&out).map_err(|e| SyncError::Invalid(format!("invalid record body: {e}")))
+}
+
+/// Writes the JSON body of a write of `values` to `entity` into `out`, value by value (no
+/// intermediate JSON tree: a batch holds up to a thousand of them).
+fn write_record_body(
+    out: &mut Vec<u8>,
+    entity: &EntityMetadata,
+    entities: &[EntityMetadata],
+    write: &ServerWrite,
+) -> Result<(), SyncError> {
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, name: &str, suffix: &str| {
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
     for (name, value) in &write.values {
         let Some(attr) = entity.attribute(name.as_str()) else {
             return Err(SyncError::Invalid(format!(
@@ -34,12 +55,12 @@ pub fn record_body(
                     Value::Null => {
                         // Clearing a lookup: one navigation property per target clears it.
                         for target in targets {
-                            let nav = if several {
-                                format!("{name}_{target}")
+                            if several {
+                                key(out, &format!("{name}_{target}"), "@odata.bind");
                             } else {
-                                name.to_string()
-                            };
-                            map.insert(format!("{nav}@odata.bind"), Json::Null);
+                                key(out, name.as_str(), "@odata.bind");
+                            }
+                            out.extend_from_slice(b"null");
                             if !several {
                                 break;
                             }
@@ -49,22 +70,19 @@ pub fn record_body(
                         let set = entities
                             .iter()
                             .find(|e| e.logical_name == reference.entity)
-                            .map(|e| e.entity_set_name.clone())
+                            .map(|e| e.entity_set_name.as_str())
                             .ok_or_else(|| {
                                 SyncError::Invalid(format!(
                                     "{name} refers to the unknown entity '{}'",
                                     reference.entity
                                 ))
                             })?;
-                        let nav = if several {
-                            format!("{name}_{}", reference.entity)
+                        if several {
+                            key(out, &format!("{name}_{}", reference.entity), "@odata.bind");
                         } else {
-                            name.to_string()
-                        };
-                        map.insert(
-                            format!("{nav}@odata.bind"),
-                            Json::String(format!("/{set}({})", reference.id)),
-                        );
+                            key(out, name.as_str(), "@odata.bind");
+                        }
+                        json_string(out, &format!("/{set}({})", reference.id));
                     }
                     other => {
                         return Err(SyncError::Invalid(format!(
@@ -74,45 +92,77 @@ pub fn record_body(
                 }
             }
             (_, value) => {
-                map.insert(name.to_string(), value.to_json());
+                key(out, name.as_str(), "");
+                write_value(out, value);
             }
         }
     }
-    Ok(Json::Object(map))
+    if first {
+        out.push(b'{');
+    }
+    out.push(b'}');
+    Ok(())
 }
 
-fn part_request(
+/// A JSON string, escaped.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to memory does not fail");
+}
+
+/// A value as [`Value::to_json`] gives it, written out.
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    use std::io::Write;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::String(s) => json_string(out, s),
+        Value::Integer(i) | Value::OptionSet(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::BigInt(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Guid(g) => {
+            let _ = write!(out, "\"{g}\"");
+        }
+        other => serde_json::to_writer(out, &other.to_json()).expect("writing to memory does not fail"),
+    }
+}
+
+/// Writes one request part of a batch.
+fn write_part(
+    out: &mut Vec<u8>,
     api: &Url,
     entity: &EntityMetadata,
     entities: &[EntityMetadata],
     write: &ServerWrite,
     content_id: usize,
-) -> Result<String, SyncError> {
+) -> Result<(), SyncError> {
+    use std::io::Write;
     let url = api
         .join(&format!("{}({})", entity.entity_set_name, write.id))
         .map_err(|e| SyncError::Invalid(format!("invalid record URL: {e}")))?;
-    let mut part = String::from("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n");
-    part.push_str(&format!("Content-ID: {content_id}\r\n\r\n"));
     let (method, condition) = match write.action {
         WriteAction::Upsert => ("PATCH", None),
         WriteAction::Create => ("PATCH", Some("If-None-Match: *")),
         WriteAction::Update => ("PATCH", Some("If-Match: *")),
         WriteAction::Delete => ("DELETE", None),
     };
-    part.push_str(&format!("{method} {url} HTTP/1.1\r\n"));
+    let _ = write!(
+        out,
+        "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: {content_id}\r\n\r\n{method} {url} HTTP/1.1\r\n"
+    );
     if let Some(condition) = condition {
-        part.push_str(condition);
-        part.push_str("\r\n");
+        let _ = write!(out, "{condition}\r\n");
     }
     if write.action == WriteAction::Delete {
-        part.push_str("\r\n");
+        out.extend_from_slice(b"\r\n");
     } else {
-        let body = record_body(entity, entities, write)?;
-        part.push_str("Content-Type: application/json\r\n\r\n");
-        part.push_str(&body.to_string());
-        part.push_str("\r\n");
+        out.extend_from_slice(b"Content-Type: application/json\r\n\r\n");
+        write_record_body(out, entity, entities, write)?;
+        out.extend_from_slice(b"\r\n");
     }
-    Ok(part)
+    Ok(())
 }
 
 /// The `$batch` body of `writes` (and its content type).
@@ -122,31 +172,30 @@ pub fn batch_body(
     writes: &[ServerWrite],
     atomic: bool,
 ) -> Result<(String, String), SyncError> {
+    use std::io::Write;
     let batch = format!("batch_{}", uuid_like());
-    let mut parts = Vec::with_capacity(writes.len());
+    let mut body = Vec::with_capacity(writes.len() * 512);
+    let changeset = atomic.then(|| format!("changeset_{}", uuid_like()));
+    if let Some(changeset) = &changeset {
+        let _ = write!(
+            body,
+            "--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
+        );
+    }
+    let delimiter = changeset.as_deref().unwrap_or(&batch);
     for (i, write) in writes.iter().enumerate() {
         let entity = entities
             .iter()
             .find(|e| e.logical_name == write.entity)
             .ok_or_else(|| SyncError::Invalid(format!("unknown entity '{}'", write.entity)))?;
-        parts.push(part_request(api, entity, entities, write, i + 1)?);
+        let _ = write!(body, "--{delimiter}\r\n");
+        write_part(&mut body, api, entity, entities, write, i + 1)?;
     }
-    let mut body = String::new();
-    if atomic {
-        let changeset = format!("changeset_{}", uuid_like());
-        body.push_str(&format!(
-            "--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
-        ));
-        for part in parts {
-            body.push_str(&format!("--{changeset}\r\n{part}"));
-        }
-        body.push_str(&format!("--{changeset}--\r\n"));
-    } else {
-        for part in parts {
-            body.push_str(&format!("--{batch}\r\n{part}"));
-        }
+    if let Some(changeset) = &changeset {
+        let _ = write!(body, "--{changeset}--\r\n");
     }
-    body.push_str(&format!("--{batch}--\r\n"));
+    let _ = write!(body, "--{batch}--\r\n");
+    let body = String::from_utf8(body).expect("the body is written from strings");
     Ok((format!("multipart/mixed; boundary={batch}"), body))
 }
 
@@ -338,6 +387,55 @@ mod tests {
                 .map(|(k, v)| (AttributeName::parse(k).unwrap(), v))
                 .collect::<BTreeMap<_, _>>(),
         }
+    }
+
+    #[test]
+    fn values_are_written_as_their_web_api_json() {
+        let es = entities();
+        let account = es.iter().find(|e| e.logical_name.as_str() == "account").unwrap();
+        let generator = crmsync_sample::SampleGenerator::new(7, 200);
+        let batch = generator
+            .batches(crmsync_sample::SampleEntity::Account, 200)
+            .next()
+            .unwrap();
+        let mut checked = 0;
+        for (id, row) in &batch.rows {
+            let id = *id;
+            let mut values: BTreeMap<AttributeName, Value> = batch
+                .columns
+                .iter()
+                .cloned()
+                .zip(row.iter().cloned())
+                .filter(|(k, _)| {
+                    // Lookups are written as bindings (see the test below).
+                    !matches!(
+                        account.attribute(k.as_str()).unwrap().attribute_type,
+                        AttributeType::Lookup { .. }
+                    )
+                })
+                .collect();
+            values.insert(
+                AttributeName::parse("name").unwrap(),
+                Value::String(format!("\"Quoted\" \\ line\nbreak, tab\t, é, 😀 {id}")),
+            );
+            let w = ServerWrite {
+                entity: account.logical_name.clone(),
+                id,
+                action: WriteAction::Upsert,
+                values,
+            };
+            let body = record_body(account, &es, &w).unwrap();
+            let expected: serde_json::Map<String, Json> = w
+                .values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_json()))
+                .collect();
+            assert_eq!(body, Json::Object(expected));
+            checked += 1;
+        }
+        assert_eq!(checked, 200);
+        let empty = write("account", WriteAction::Update, vec![]);
+        assert_eq!(record_body(account, &es, &empty).unwrap(), serde_json::json!({}));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The raw limit on SQLite: the generated rows bound straight into multi-row
 //! `INSERT … ON CONFLICT DO UPDATE` statements in one transaction, on a connection with the
-//! same settings as the store's (WAL, synchronous=NORMAL, 64 MiB cache). No validation, no
+//! same settings as the store's bulk writes (WAL, synchronous=NORMAL, 64 MiB cache). No validation, no
 //! metadata, no version allocation beyond a counter.
 
 use std::path::Path;

@@ -34,6 +34,13 @@ pub struct SqliteCatalog {
     work: Arc<SqliteWork>,
 }
 
+/// Page cache of a connection, in KiB: bounded, since an org's pool holds several
+/// connections and a large database fills every one of them.
+pub(crate) const CACHE_KIB: u32 = 16 * 1024;
+/// Page cache of the connection of a bulk write (a sync's initial download) while it lasts:
+/// inserts of random-key rows into a large table touch index pages all over it.
+pub(crate) const BULK_CACHE_KIB: u32 = 64 * 1024;
+
 /// Opens a pool on one SQLite file with the settings every crmsync database uses.
 pub(crate) async fn open_pool(path: &Path, max_connections: u32) -> StoreResult<SqlitePool> {
     let options = SqliteConnectOptions::from_str("sqlite://")
@@ -44,7 +51,7 @@ pub(crate) async fn open_pool(path: &Path, max_connections: u32) -> StoreResult<
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
-        .pragma("cache_size", "-65536")
+        .pragma("cache_size", format!("-{CACHE_KIB}"))
         .pragma("temp_store", "memory");
     SqlitePoolOptions::new()
         .max_connections(max_connections)

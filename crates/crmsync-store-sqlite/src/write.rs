@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::SqliteOrg;
 use crate::bind::{bind, db_err};
+use crate::catalog::{BULK_CACHE_KIB, CACHE_KIB};
 
 /// The allocation cursor of one write set.
 struct Versions {
@@ -348,12 +349,24 @@ impl BulkWrite for SqliteBulk<'_> {
     }
 
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
-        let tx = self
+        let mut tx = self
             .tx
             .take()
             .ok_or_else(|| StoreError::database("the bulk write already failed"))?;
+        // Back to the pool's bound before the connection returns to it (a bulk write that
+        // fails keeps the larger cache on its connection until the pool retires it).
+        set_cache(&mut tx, CACHE_KIB).await?;
         tx.commit().await.map_err(db_err)
     }
+}
+
+/// Sets the page cache of a transaction's connection (the setting is not transactional).
+async fn set_cache(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, kib: u32) -> StoreResult<()> {
+    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{kib}")))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -364,7 +377,8 @@ impl crmsync_store::RecordStore for SqliteOrg {
 
     async fn begin_bulk(&self) -> StoreResult<Box<dyn BulkWrite + '_>> {
         let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        set_cache(&mut tx, BULK_CACHE_KIB).await?;
         Ok(Box::new(SqliteBulk {
             org: self,
             tx: Some(tx),

@@ -187,21 +187,30 @@ struct Leg {
 impl SyncBench {
     pub async fn run(self) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await?);
         let server_org = OrgName::parse("server")?;
-        catalog.create_org(&server_org, admin()).await?;
-        let server = catalog.open_org(&server_org).await?;
-        let changes: Vec<MetadataChange> = crm_entities()
-            .into_iter()
-            .map(|entity| MetadataChange::CreateEntity { entity })
-            .collect();
-        server.apply_metadata(&changes).await?;
         let generator = SampleGenerator::new(42, self.records);
-        for batch in generator.batches(SampleEntity::Account, crmsync_store::BULK_BATCH_ROWS) {
-            server
-                .write(WriteSet::new().upsert(SampleEntity::Account.entity_name(), batch, UpsertMode::Upsert))
-                .await?;
+        {
+            // Loaded through a catalog of its own, closed before the syncs: its connections'
+            // caches are not the client's memory.
+            let loader = SqliteCatalog::open(dir.path()).await?;
+            loader.create_org(&server_org, admin()).await?;
+            let server = loader.open_org(&server_org).await?;
+            let changes: Vec<MetadataChange> = crm_entities()
+                .into_iter()
+                .map(|entity| MetadataChange::CreateEntity { entity })
+                .collect();
+            server.apply_metadata(&changes).await?;
+            for batch in generator.batches(SampleEntity::Account, crmsync_store::BULK_BATCH_ROWS) {
+                server
+                    .write(WriteSet::new().upsert(
+                        SampleEntity::Account.entity_name(),
+                        batch,
+                        UpsertMode::Upsert,
+                    ))
+                    .await?;
+            }
         }
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await?);
         println!(
             "sync benchmark: {} accounts, server -> client over loopback HTTP, server on SQLite in {}",
             self.records,
@@ -247,6 +256,10 @@ impl SyncBench {
                 }
             }
         }
+        let server = SqliteCatalog::open(dir.path())
+            .await?
+            .open_org(&server_org)
+            .await?;
         let result = self.changes(&*server, &generator, key, &legs).await;
         if let Some(pg) = postgres {
             drop_orgs(&*pg).await;

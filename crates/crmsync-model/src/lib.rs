@@ -20,8 +20,8 @@ mod value;
 
 pub use error::{ModelError, ValueError};
 pub use metadata::{
-    AttributeMetadata, AttributeType, EntityMetadata, MAX_MEMO_LENGTH, MAX_STRING_LENGTH, MetadataChange,
-    OptionMetadata, OptionSet, SYSTEM_ATTRIBUTES,
+    ACTIVITY_ID, AttributeMetadata, AttributeType, EntityMetadata, MAX_MEMO_LENGTH, MAX_STRING_LENGTH,
+    MetadataChange, OptionMetadata, OptionSet, SYSTEM_ATTRIBUTES,
 };
 pub use names::{AttributeName, EntityName, OrgName, RecordId};
 pub use record::{EntityReference, Record, RecordBatch};

@@ -264,12 +264,40 @@ impl AttributeMetadata {
     }
 }
 
+/// The primary id of every activity entity in Dataverse (`task`, `email`, `phonecall`, …),
+/// the one primary id not named after its entity.
+pub const ACTIVITY_ID: &str = "activityid";
+
 impl EntityMetadata {
     /// A new entity with its system attributes and a primary name attribute `primary_name`
     /// (String, 100 characters unless added again with another length).
     pub fn new(logical_name: &str, entity_set_name: &str, primary_name: &str) -> Result<Self, ModelError> {
+        Self::with_primary_id(
+            logical_name,
+            entity_set_name,
+            &format!("{logical_name}id"),
+            primary_name,
+        )
+    }
+
+    /// A new activity entity (`task`, `email`, `phonecall`, …): as [`EntityMetadata::new`], its
+    /// primary id named [`ACTIVITY_ID`], as Dataverse names the ids of every activity.
+    pub fn activity(
+        logical_name: &str,
+        entity_set_name: &str,
+        primary_name: &str,
+    ) -> Result<Self, ModelError> {
+        Self::with_primary_id(logical_name, entity_set_name, ACTIVITY_ID, primary_name)
+    }
+
+    fn with_primary_id(
+        logical_name: &str,
+        entity_set_name: &str,
+        primary_id: &str,
+        primary_name: &str,
+    ) -> Result<Self, ModelError> {
         let entity = EntityName::parse(logical_name)?;
-        let id = AttributeName::parse(&format!("{logical_name}id"))?;
+        let id = AttributeName::parse(primary_id)?;
         let mut attributes = vec![AttributeMetadata {
             logical_name: id.clone(),
             display_name: String::new(),
@@ -335,8 +363,12 @@ impl EntityMetadata {
     pub fn validate(&self) -> Result<(), ModelError> {
         EntityName::parse(&self.entity_set_name)
             .map_err(|_| self.invalid(format!("invalid EntitySetName '{}'", self.entity_set_name)))?;
-        if self.primary_id_attribute.as_str() != format!("{}id", self.logical_name) {
-            return Err(self.invalid(format!("PrimaryIdAttribute must be '{}id'", self.logical_name)));
+        let id = self.primary_id_attribute.as_str();
+        if id != format!("{}id", self.logical_name) && id != ACTIVITY_ID {
+            return Err(self.invalid(format!(
+                "PrimaryIdAttribute must be '{}id' (or '{ACTIVITY_ID}' for an activity)",
+                self.logical_name
+            )));
         }
         if has_duplicates(self.attributes.iter().map(|a| a.logical_name.as_str())) {
             return Err(self.invalid("an attribute name is defined twice".into()));
@@ -530,6 +562,19 @@ mod tests {
             assert!(a.attribute(name).is_some(), "{name}");
         }
         assert_eq!(a.primary_id_attribute.as_str(), "accountid");
+    }
+
+    #[test]
+    fn activities_are_identified_by_activityid_and_no_other_entity_by_a_foreign_id() {
+        let task = EntityMetadata::activity("task", "tasks", "subject").unwrap();
+        assert_eq!(task.primary_id_attribute.as_str(), ACTIVITY_ID);
+        assert!(task.attribute("activityid").is_some());
+        assert!(task.attribute("taskid").is_none());
+        let mut odd = account();
+        odd.primary_id_attribute = AttributeName::parse("contactid").unwrap();
+        odd.attributes[0].logical_name = AttributeName::parse("contactid").unwrap();
+        let error = odd.validate().unwrap_err().to_string();
+        assert!(error.contains("'accountid' (or 'activityid'"), "{error}");
     }
 
     #[test]

@@ -143,13 +143,32 @@ fn dataverse_attribute_types_map_or_are_skipped() {
 }
 
 #[test]
+fn activities_map_with_their_activityid() {
+    let mut task = account_json(vec![
+        json!({"LogicalName": "subject", "AttributeType": "String", "MaxLength": 200}),
+        json!({"LogicalName": "regardingobjectid", "AttributeType": "Lookup", "Targets": ["account", "contact"]}),
+    ]);
+    task["LogicalName"] = json!("task");
+    task["EntitySetName"] = json!("tasks");
+    task["PrimaryIdAttribute"] = json!("activityid");
+    task["PrimaryNameAttribute"] = json!("subject");
+    task["Attributes"][0]["LogicalName"] = json!("activityid");
+    let e = entity_from_json(&task, &HashMap::new()).expect("task maps");
+    assert_eq!(e.primary_id_attribute.as_str(), "activityid");
+    assert_eq!(e.primary_name_attribute.as_str(), "subject");
+    assert!(e.attribute("regardingobjectid").is_some());
+}
+
+#[test]
 fn entities_crmsync_cannot_hold_are_skipped_whole() {
     let mut no_set = account_json(vec![]);
     no_set["EntitySetName"] = Json::Null;
     assert!(entity_from_json(&no_set, &HashMap::new()).is_none());
-    let mut activity = account_json(vec![]);
-    activity["PrimaryIdAttribute"] = json!("activityid");
-    assert!(entity_from_json(&activity, &HashMap::new()).is_none());
+    // A primary id named after another entity.
+    let mut foreign_id = account_json(vec![]);
+    foreign_id["PrimaryIdAttribute"] = json!("contactid");
+    foreign_id["Attributes"][0]["LogicalName"] = json!("contactid");
+    assert!(entity_from_json(&foreign_id, &HashMap::new()).is_none());
     let mut no_state = account_json(vec![]);
     no_state["Attributes"]
         .as_array_mut()

@@ -57,6 +57,7 @@ macro_rules! conformance_suite {
             failed_metadata_change_applies_nothing,
             metadata_change_is_seen_by_another_instance,
             values_of_every_type_round_trip_exactly,
+            activities_are_kept_under_activityid,
             nulls_round_trip_for_every_type,
             invalid_values_are_refused_and_store_nothing,
             partial_update_changes_only_given_attributes,

@@ -697,3 +697,57 @@ pub async fn outcomes_count_rows_per_op_and_state_lists_by_prefix(b: &impl TestB
     assert_eq!(store.states("lo%").await.unwrap().len(), 1);
     assert_eq!(store.states("").await.unwrap().len(), 4);
 }
+
+/// Activities (`task`, `email`, …) are identified by `activityid`, as in Dataverse: records
+/// are written, read, listed, changed and deleted under that id.
+pub async fn activities_are_kept_under_activityid(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    catalog.create_org(&org("acme"), admin()).await.unwrap();
+    let store = catalog.open_org(&org("acme")).await.unwrap();
+    let task = EntityMetadata::activity("task", "tasks", "subject").unwrap();
+    store
+        .apply_metadata(&[MetadataChange::CreateEntity { entity: task }])
+        .await
+        .unwrap();
+    let tasks = entity_name("task");
+    assert_eq!(
+        store.entity("task").await.unwrap().primary_id_attribute.as_str(),
+        "activityid"
+    );
+    let id = RecordId::new_random();
+    let subject = |s: &str| Record::new(id).with("subject", Value::String(s.into()));
+    store
+        .write(WriteSet::new().record(tasks.clone(), subject("Call back"), UpsertMode::CreateOnly))
+        .await
+        .unwrap();
+    store
+        .write(WriteSet::new().record(tasks.clone(), subject("Called"), UpsertMode::UpdateOnly))
+        .await
+        .unwrap();
+    let got = store.retrieve(&tasks, id, None).await.unwrap();
+    assert_eq!(got.get("activityid"), Some(&Value::Guid(id)));
+    assert_eq!(got.get("subject"), Some(&Value::String("Called".into())));
+    let page = store
+        .list(
+            &tasks,
+            &ListRequest {
+                columns: None,
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![Some(id)]
+    );
+    store
+        .write(WriteSet::new().delete(tasks.clone(), vec![id], DeleteMode::MustExist))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.retrieve(&tasks, id, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -303,3 +303,62 @@ async fn private_urls_are_refused_unless_allowed() {
         Err(SyncError::Invalid(_))
     ));
 }
+
+#[tokio::test]
+async fn activities_travel_under_activityid_both_ways() {
+    let s = TestServer::start().await;
+    let call = EntityMetadata::activity("phonecall", "phonecalls", "subject").unwrap();
+    s.store
+        .apply_metadata(&[crmsync_model::MetadataChange::CreateEntity { entity: call }])
+        .await
+        .unwrap();
+    let c = s.connector();
+    // The server's metadata maps back with the activity's own primary id.
+    let mapped = c.entities().await.unwrap();
+    let call = mapped
+        .iter()
+        .find(|e| e.logical_name.as_str() == "phonecall")
+        .expect("phonecall is mapped")
+        .clone();
+    assert_eq!(call.primary_id_attribute.as_str(), "activityid");
+    assert_eq!(call, s.entity("phonecall").await);
+
+    // Written through $batch (PATCH phonecalls(<id>)), read back through change tracking.
+    let ids: Vec<RecordId> = (0..3).map(|_| RecordId::new_random()).collect();
+    let writes: Vec<crmsync_sync::ServerWrite> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| crmsync_sync::ServerWrite {
+            entity: call.logical_name.clone(),
+            id: *id,
+            action: crmsync_sync::WriteAction::Upsert,
+            values: [(
+                AttributeName::parse("subject").unwrap(),
+                Value::String(format!("Call {n}")),
+            )]
+            .into(),
+        })
+        .collect();
+    let answers = c.write(&mapped, &writes, false).await.unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let (upserts, deletes, _, token) = read_all(&c, &call, &[], ReadPosition::Initial, 2).await;
+    assert!(deletes.is_empty());
+    let read = by_id(upserts);
+    assert_eq!(
+        read.keys().copied().collect::<BTreeSet<_>>(),
+        ids.iter().copied().collect()
+    );
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(read[id].get("activityid"), Some(&Value::Guid(*id)));
+        assert_eq!(read[id].get("subject"), Some(&Value::String(format!("Call {n}"))));
+    }
+
+    // A delete on the server reaches the next delta by its activityid.
+    s.store
+        .write(WriteSet::new().delete(call.logical_name.clone(), vec![ids[1]], DeleteMode::MustExist))
+        .await
+        .unwrap();
+    let (upserts, deletes, _, _) = read_all(&c, &call, &[], ReadPosition::Delta(token), 10).await;
+    assert!(upserts.is_empty());
+    assert_eq!(deletes, vec![ids[1]]);
+}

@@ -13,6 +13,7 @@ mod metadata;
 mod query;
 mod records;
 mod work;
+mod work_start;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub use metadata::*;
 pub use query::*;
 pub use records::*;
 pub use work::*;
+pub use work_start::*;
 
 #[async_trait]
 pub trait TestBackend: Send + Sync + Sized + 'static {

@@ -76,27 +76,11 @@ impl Pair {
     }
 
     fn sync_url(&self, path: &str) -> String {
-        format!("{}/rest/v1/sync/field/{path}", self.client.url)
+        common::sync_url(&self.client, "field", path)
     }
 
     async fn wait(&self, location: &str) -> Value {
-        for _ in 0..600 {
-            let job = json(
-                self.client
-                    .client
-                    .get(format!("{}{location}", self.client.url))
-                    .basic_auth(FIELD.0, Some(FIELD.1))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
-            if !matches!(job["status"].as_str(), Some("Queued" | "Running")) {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("job {location} did not finish");
+        common::wait_job(&self.client, location, FIELD).await
     }
 
     /// Runs Sync All through the webservice; returns the run's log.

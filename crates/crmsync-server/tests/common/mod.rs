@@ -136,7 +136,7 @@ pub fn sync_url(s: &TestServer, org: &str, path: &str) -> String {
 
 /// Polls an asynchronous job (its `Location`) as `who` until it ends; returns its final JSON.
 pub async fn wait_job(s: &TestServer, location: &str, who: (&str, &str)) -> serde_json::Value {
-    for _ in 0..400 {
+    for _ in 0..600 {
         let job = json(
             s.client
                 .get(format!("{}{location}", s.url))

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
-use crmsync_store::sql::{self, RowContext, WriteLayout};
+use crmsync_store::sql::{self, Versions, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
 };
@@ -17,23 +17,6 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::PgOrg;
 use crate::bind::{bind, db_err};
-
-/// The allocation cursor of one write set.
-struct Versions {
-    next: i64,
-    first: Option<i64>,
-    last: Option<i64>,
-}
-
-impl Versions {
-    fn take(&mut self) -> i64 {
-        let v = self.next;
-        self.next += 1;
-        self.first.get_or_insert(v);
-        self.last = Some(v);
-        v
-    }
-}
 
 /// Now, at the microsecond precision of `timestamptz`.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -61,6 +44,7 @@ impl PgOrg {
                 .update_each(conn, entity, batch, layout, now, versions, outcome)
                 .await;
         }
+        let slots = sql::write_slots(layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
         for chunk in sql::distinct_runs(&batch.rows, per_statement) {
             if count_created || mode == UpsertMode::CreateOnly {
@@ -88,16 +72,8 @@ impl PgOrg {
                 mode == UpsertMode::Upsert,
             );
             let mut q = sqlx::query(AssertSqlSafe(statement));
-            for (id, values) in chunk {
-                let row = RowContext {
-                    id: *id,
-                    version: versions.take(),
-                    now,
-                    values,
-                };
-                for p in sql::row_params(layout, &row) {
-                    q = bind(q, p);
-                }
+            for p in sql::rows_params(chunk, &slots, versions, now) {
+                q = bind(q, p);
             }
             q.execute(&mut *conn).await.map_err(db_err)?;
         }
@@ -128,16 +104,8 @@ impl PgOrg {
                 layout,
                 chunk.len(),
             )));
-            for (id, values) in chunk {
-                let row = RowContext {
-                    id: *id,
-                    version: versions.take(),
-                    now,
-                    values,
-                };
-                for (slot, storage) in &slots {
-                    q = bind(q, sql::slot_param(*slot, *storage, &row));
-                }
+            for p in sql::rows_params(chunk, &slots, versions, now) {
+                q = bind(q, p);
             }
             let updated = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected();
             if updated < chunk.len() as u64 {

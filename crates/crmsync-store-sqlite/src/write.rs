@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
-use crmsync_store::sql::{self, RowContext, WriteLayout};
+use crmsync_store::sql::{self, Versions, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
 };
@@ -14,23 +14,6 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use crate::SqliteOrg;
 use crate::bind::{bind, db_err};
 use crate::catalog::{BULK_CACHE_KIB, CACHE_KIB};
-
-/// The allocation cursor of one write set.
-struct Versions {
-    next: i64,
-    first: Option<i64>,
-    last: Option<i64>,
-}
-
-impl Versions {
-    fn take(&mut self) -> i64 {
-        let v = self.next;
-        self.next += 1;
-        self.first.get_or_insert(v);
-        self.last = Some(v);
-        v
-    }
-}
 
 /// One upsert op of a write set, checked and coerced.
 struct Upsert<'a> {
@@ -66,6 +49,7 @@ impl SqliteOrg {
         if mode == UpsertMode::UpdateOnly {
             return self.update(conn, entity, batch, layout, versions, outcome).await;
         }
+        let slots = sql::write_slots(layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
         for chunk in batch.rows.chunks(per_statement) {
             if count_created || mode == UpsertMode::CreateOnly {
@@ -93,16 +77,8 @@ impl SqliteOrg {
                 mode == UpsertMode::Upsert,
             );
             let mut q = sqlx::query(AssertSqlSafe(statement));
-            for (id, values) in chunk {
-                let row = RowContext {
-                    id: *id,
-                    version: versions.take(),
-                    now,
-                    values,
-                };
-                for p in sql::row_params(layout, &row) {
-                    q = bind(q, p);
-                }
+            for p in sql::rows_params(chunk, &slots, versions, now) {
+                q = bind(q, p);
             }
             q.execute(&mut *conn).await.map_err(db_err)?;
         }
@@ -132,16 +108,8 @@ impl SqliteOrg {
                 layout,
                 chunk.len(),
             )));
-            for (id, values) in chunk {
-                let row = RowContext {
-                    id: *id,
-                    version: versions.take(),
-                    now,
-                    values,
-                };
-                for (slot, storage) in &slots {
-                    q = bind(q, sql::slot_param(*slot, *storage, &row));
-                }
+            for p in sql::rows_params(chunk, &slots, versions, now) {
+                q = bind(q, p);
             }
             let updated = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected();
             if updated < chunk.len() as u64 {

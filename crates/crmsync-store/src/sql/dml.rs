@@ -39,6 +39,15 @@ pub fn upsert_rows(
     sql
 }
 
+/// The slots an insert or upsert binds per row (every written column), with their storage.
+pub fn write_slots(layout: &WriteLayout) -> Vec<(Slot, Storage)> {
+    layout
+        .columns
+        .iter()
+        .map(|(c, slot)| (*slot, c.storage))
+        .collect()
+}
+
 /// The slots an update binds per row, with their storage: every written column except the id
 /// and a defaulted `createdon`, then the id.
 pub fn update_slots(layout: &WriteLayout) -> Vec<(Slot, Storage)> {

@@ -38,12 +38,12 @@ pub use columns::{ReadLayout, Slot, Storage, StoredColumn, WriteLayout, storage_
 pub use ddl::{add_attribute, create_entity_table, plan_metadata_change};
 pub use dml::{
     delete_returning, insert_tombstones, select_by_id, select_changes, select_existing_ids, select_page,
-    select_tombstones, update_rows, update_slots, upsert_rows,
+    select_tombstones, update_rows, update_slots, upsert_rows, write_slots,
 };
 pub use filter::{ArrayKind, Bind, ColumnRef, Resolver, SqlWriter, render_predicate};
 pub use prepare::{decode_record, distinct_runs, prepare_upsert, record_label, rows_per_statement};
 pub use select::{PageStatement, SelectPlan};
-pub use values::{Param, Raw, RowContext, param_of, row_params, slot_param, value_of};
+pub use values::{Param, Raw, RowContext, Versions, param_of, row_params, rows_params, slot_param, value_of};
 
 /// The SQL flavour of a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

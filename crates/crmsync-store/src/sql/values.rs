@@ -65,6 +65,49 @@ pub struct RowContext<'a> {
     pub values: &'a [Value],
 }
 
+/// The versions handed out to the rows of one write set, in order.
+pub struct Versions {
+    pub next: i64,
+    /// The first and last handed out so far.
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+}
+
+impl Versions {
+    pub fn take(&mut self) -> i64 {
+        let v = self.next;
+        self.next += 1;
+        self.first.get_or_insert(v);
+        self.last = Some(v);
+        v
+    }
+}
+
+/// The parameters of `rows` written by one statement, row after row: each row binds `slots`,
+/// with the next version of `versions`.
+pub fn rows_params<'a>(
+    rows: &'a [(RecordId, Vec<Value>)],
+    slots: &[(Slot, Storage)],
+    versions: &mut Versions,
+    now: DateTime<Utc>,
+) -> Vec<Param<'a>> {
+    let mut params = Vec::with_capacity(rows.len() * slots.len());
+    for (id, values) in rows {
+        let row = RowContext {
+            id: *id,
+            version: versions.take(),
+            now,
+            values,
+        };
+        params.extend(
+            slots
+                .iter()
+                .map(|(slot, storage)| slot_param(*slot, *storage, &row)),
+        );
+    }
+    params
+}
+
 /// The parameter for one slot of a row.
 pub fn slot_param<'a>(slot: Slot, storage: Storage, row: &RowContext<'a>) -> Param<'a> {
     match slot {

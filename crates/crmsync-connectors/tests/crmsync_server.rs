@@ -2,7 +2,7 @@
 //! identity, metadata, change tracking with deltas and expiry, FetchXML paging, credentials
 //! and URL checks.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;

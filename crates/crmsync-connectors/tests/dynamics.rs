@@ -2,7 +2,7 @@
 //! Dataverse's shapes: OAuth2 bearer tokens, metadata whose option sets are only available
 //! through type-cast segments, and a change-tracking page with Dataverse's annotations.
 
-mod common;
+use crate::common;
 
 use common::fast_retries;
 use crmsync_connectors::{Backend, Credentials, DataverseConfig, DataverseConnector, Secret};

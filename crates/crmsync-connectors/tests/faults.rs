@@ -1,7 +1,7 @@
 //! Transport faults against scripted servers (wiremock, and a raw socket for dropped
 //! connections): what is retried, how long it waits, and what is not retried.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,7 +5,7 @@
 //! server: nothing missing, nothing duplicated. Small pages and batches make every run commit
 //! several batches, so failures land between commits as well as within them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

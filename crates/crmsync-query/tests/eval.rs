@@ -1,7 +1,7 @@
 //! The evaluator's SQL semantics: three-valued logic around NULL, NOCASE text, LIKE
 //! wildcards and escapes, cross-type numbers, lookups by id, and joined rows.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 

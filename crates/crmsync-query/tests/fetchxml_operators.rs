@@ -1,7 +1,7 @@
 //! Every FetchXML condition operator parses into its typed operator, with operands coerced
 //! to the attribute's type.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 

@@ -1,7 +1,7 @@
 //! FetchXML documents: fetch attributes, columns, orders, nested filters, link-entities and
 //! aliases, and the refusal of malformed, hostile or invalid documents.
 
-mod common;
+use crate::common;
 
 use common::metadata;
 use crmsync_model::Value;

@@ -1,7 +1,7 @@
 //! Lowering resolves every relative operator against a fixed `now` (Monday 2026-08-17
 //! 13:00 UTC) and turns string operators into escaped LIKE patterns.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use common::guid;

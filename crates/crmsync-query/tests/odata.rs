@@ -1,7 +1,7 @@
 //! OData query options: every comparison and function, precedence, typed literals, lookups
 //! as `_x_value`, `$select`/`$orderby`/`$top`/`$count`, and the errors.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 

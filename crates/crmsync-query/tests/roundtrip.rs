@@ -1,7 +1,7 @@
 //! `parse_fetchxml(to_fetchxml(q)) == q` for every FetchXML-shaped query (property test), and
 //! queries from OData (with `not` and `contains`) keep their meaning when written as FetchXML.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use common::{account, guid, metadata};

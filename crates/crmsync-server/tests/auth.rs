@@ -1,7 +1,7 @@
 //! Who may call what: Basic and Bearer (for users and for applications), per organization,
 //! learning nothing about others.
 
-mod common;
+use crate::common;
 
 use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, json};
 use crmsync_model::OrgName;

@@ -1,7 +1,7 @@
 //! `$batch` over HTTP: requests and atomic change sets with `$id` references, stopping or
 //! continuing after a failure, the operation limit, malformed bodies and authentication.
 
-mod common;
+use crate::common;
 
 use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, json};
 use crmsync_model::{EntityName, OrgName};

@@ -1,6 +1,6 @@
 //! Change tracking over HTTP: initial tracked read, delta links, deletes, expiry.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! `EntityDefinitions` and `$metadata` in Dataverse's shapes.
 
-mod common;
+use crate::common;
 
 use common::{ACME_ADMIN, TestServer, error, json};
 

@@ -1,7 +1,7 @@
 //! Collection queries over HTTP: OData options, paging with next links, FetchXML with link
 //! entities and paging cookies, and query errors.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,6 @@
 //! Single records over HTTP: create, read, update, upsert, delete, and every error path.
 
-mod common;
+use crate::common;
 
 use common::{ACME_ADMIN, TestServer, error, json};
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! webservice syncs a server change to the client when its run is due, missed runs collapse
 //! into one, and a job that cannot run fails visibly and keeps its schedule.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;

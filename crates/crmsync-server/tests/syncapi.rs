@@ -1,7 +1,7 @@
 //! The sync webservice end to end: a client org registered and connected to the server org
 //! `acme` of the same running server, over HTTP, then synced, inspected and reconfigured.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

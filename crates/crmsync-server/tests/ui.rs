@@ -2,9 +2,8 @@
 //! next to the fields of bad forms, registration (open, closed, rate-limited), and the CRM
 //! Sync screens driving a client org connected to the server org `acme` of the same server.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
 
 use std::time::Duration;
 

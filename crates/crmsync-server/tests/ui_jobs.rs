@@ -4,9 +4,8 @@
 //! job created, published and activated on the screen is the webservice's process, runs when
 //! asked to, and its history links the log of its sync run; forged posts change nothing.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
 
 use std::time::Duration;
 

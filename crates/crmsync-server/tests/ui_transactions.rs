@@ -4,9 +4,8 @@
 //! All processes them, an update of a record deleted on the server goes to Error with its
 //! message, and the administrator's transitions and their refusals work from the page.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
+use crate::browser;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -4,9 +4,8 @@
 //! server first. Rejections, conflicts, archived transactions, lost answers and a server that
 //! is down are each tested on purpose.
 
-mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common;
+use crate::proxy;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

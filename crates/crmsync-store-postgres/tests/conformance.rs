@@ -5,6 +5,6 @@
 //! namespace of schemas, so tests run in parallel in one database, and drops it when done.
 #![cfg(feature = "postgres-tests")]
 
-mod common;
+use crate::common;
 
 crmsync_store::conformance_suite!(common::Postgres);

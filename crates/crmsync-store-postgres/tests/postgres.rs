@@ -2,7 +2,7 @@
 //! layout, and instances sharing one database.
 #![cfg(feature = "postgres-tests")]
 
-mod common;
+use crate::common;
 
 use crmsync_model::{EntityMetadata, MetadataChange, OrgName};
 use crmsync_store::conformance::TestBackend;

@@ -2,7 +2,7 @@
 //! lookup's id uses its index (the plan is what `QueryStore::explain` returns).
 #![cfg(feature = "postgres-tests")]
 
-mod common;
+use crate::common;
 
 use chrono::Utc;
 use crmsync_model::{

@@ -1,7 +1,7 @@
 //! `crmsync app …` as a user runs it: an application created on the command line obtains a
 //! token from a running `crmsync serve` with the client_credentials grant and calls the Web API.
 
-mod common;
+use crate::common;
 use common::{crmsync, failure, stdout};
 
 use std::io::BufRead;

@@ -1,7 +1,7 @@
 //! The main job as a user runs it: `crmsync demo --no-serve`, then the sync commands on the
 //! organizations it left behind.
 
-mod common;
+use crate::common;
 use common::{crmsync, stdout as run};
 
 #[test]

@@ -5,7 +5,7 @@
 //! Each killed run holds the org in the work queue until its (short) lease expires; the next
 //! round waits for that, then starts where the killed run stopped.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};

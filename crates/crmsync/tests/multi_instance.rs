@@ -11,7 +11,7 @@
 
 #![cfg(feature = "postgres-tests")]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;

@@ -1,6 +1,6 @@
 //! `crmsync org …` as a user runs it: output, exit codes and one-line errors.
 
-mod common;
+use crate::common;
 use common::{crmsync, failure, stdout};
 
 use assert_cmd::Command;

@@ -1,7 +1,7 @@
 //! `crmsync process …` as an administrator runs it: Sync Jobs created, listed, published and
 //! activated, run now, refused with a reason when wrong, and deleted, on the embedded store.
 
-mod common;
+use crate::common;
 use common::{crmsync, failure, stdout};
 
 #[test]

@@ -9,7 +9,7 @@
 //! until the test lets it (then it refuses the credentials), so every wait is decided by the
 //! test, not by timing.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! `crmsync transactions …` on a client org's queue: listing by status, the transitions an
 //! administrator may make, and clear refusals of the others.
 
-mod common;
+use crate::common;
 use common::{crmsync, failure as stderr_of_failure, stdout};
 
 use crmsync_model::{AttributeName, EntityName, MetadataChange, OrgName, Value};

@@ -1,0 +1,6 @@
+//! The SQLite store tests.
+//!
+//! The modules share one test binary, linked once.
+
+mod conformance;
+mod query_plan;

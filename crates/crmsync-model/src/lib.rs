@@ -16,6 +16,7 @@ mod error;
 mod metadata;
 mod names;
 mod record;
+mod typed_json;
 mod value;
 
 pub use error::{ModelError, ValueError};
@@ -25,6 +26,7 @@ pub use metadata::{
 };
 pub use names::{AttributeName, EntityName, OrgName, RecordId};
 pub use record::{EntityReference, Record, RecordBatch};
+pub use typed_json::TypedValue;
 pub use value::Value;
 
 /// A position in an organization's change history: the `versionnumber` of a write.

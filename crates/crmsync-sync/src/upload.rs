@@ -13,31 +13,38 @@
 //!   value differs both from the value the client changed from and from the client's new
 //!   value. `ClientWins` sends the change and logs the conflict; `ServerWins` keeps the
 //!   server's value and sets the transaction to Error "conflict".
-//! - **Pipelined**: a round's outcomes are stored while the next round is sent, and the next
-//!   page of the queue is read meanwhile; a crash in between only sends that round again.
+//! - **Pipelined**: two rounds are out at once (the server reads one while it stores the
+//!   other), the next round is prepared while they are, a round's outcomes are stored while
+//!   later rounds are sent, and the queue is read ahead meanwhile; a crash in between only
+//!   sends those rounds again. Rounds out at once never share a record.
 //! - **Failures**: a rejected write (validation, permissions) is Error with the server's
 //!   message and blocks no other record; a retryable one (5xx, 429) stays Pending and is tried
 //!   again in a later pass after a capped, jittered backoff; when the server cannot be reached
 //!   at all the phase stops and everything not acknowledged stays Pending.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, RecordId, Value};
 use crmsync_query::Columns;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 
 use crate::download::{IDS_PER_QUERY, fetch_all, restricted};
 use crmsync_store::OrgStore;
 use serde::{Deserialize, Serialize};
 
 use crate::log::{Level, RunLog};
-use crate::transactions::{self, Operation, Outcome, Transaction, TxStatus};
+use crate::transactions::{self, Operation, Outcome, Queued, TxStatus};
 use crate::{ConflictPolicy, Connector, ServerWrite, SyncError, WriteAction, WriteFailure};
 
 /// Most writes per `$batch` (Dataverse's limit).
 pub const MAX_BATCH: usize = 1000;
 /// Passes over the queue when some writes failed in a way that may pass later.
 const PASSES: u32 = 3;
+/// Rounds sent and not yet answered: the next one is on its way while the server stores the
+/// one before.
+const IN_FLIGHT: usize = 2;
 
 /// The upload figures of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +72,7 @@ pub struct Upload<'a> {
 
 /// A transaction with its entity and its changed and original values, typed.
 type Decoded<'a> = (
-    &'a Transaction,
+    &'a Queued,
     &'a EntityMetadata,
     BTreeMap<AttributeName, Value>,
     BTreeMap<AttributeName, Value>,
@@ -124,63 +131,108 @@ impl Upload<'_> {
             .collect();
         let mut queue = Queue::new(self.batch);
         let mut retry = false;
-        // Outcomes known but not yet stored: stored while the next round is sent (the
+        // Outcomes known but not yet stored: stored while the next rounds are sent (the
         // server's answers are already in hand; a crash before they are stored only sends
-        // that round again).
+        // those rounds again).
         let mut unrecorded: Vec<Outcome> = Vec::new();
-        let mut current = match queue.next_round(self.store, &blocked).await? {
-            Some(round) => Some(self.prepare(entities, round).await?),
-            None => None,
-        };
-        while let Some(prepared) = current.take() {
-            // The next round is prepared (decoded, its conflicts read) while this one is sent.
-            // It holds none of this round's records (their later transactions wait for a
-            // later round), so this round's writes change nothing it reads, and a failure
-            // here blocks nothing in it.
-            let sending: HashSet<RecordKey> = prepared.round.iter().map(key).collect();
-            let ahead = queue.round(&blocked, &sending);
-            let refill = queue.wants_refill();
-            let (sent, recorded, next, refilled) = tokio::join!(
-                self.send(entities, prepared),
-                self.record(std::mem::take(&mut unrecorded)),
-                async {
-                    match ahead {
-                        Some(round) => Some(self.prepare(entities, round).await),
-                        None => None,
-                    }
-                },
-                async {
-                    match refill {
-                        true => Some(queue.read(self.store).await),
-                        false => None,
+        // Rounds sent and not yet answered, oldest first, and the records of each.
+        let mut in_flight: FuturesOrdered<_> = FuturesOrdered::new();
+        let mut busy: VecDeque<HashSet<RecordKey>> = VecDeque::new();
+        let mut ready: Option<Prepared> = None;
+        let mut answers: Vec<Result<Sent, SyncError>> = Vec::new();
+        loop {
+            let mut failure = None;
+            for answer in answers.drain(..) {
+                busy.pop_front();
+                match answer {
+                    Ok(sent) => retry |= sent.absorb(figures, log, &mut blocked, &mut unrecorded),
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            if let Some(e) = failure {
+                // The server could not be reached: what the other rounds out learnt is kept,
+                // and the phase stops.
+                while let Some(other) = in_flight.next().await {
+                    let other: Result<Sent, SyncError> = other;
+                    if let Ok(sent) = other {
+                        sent.absorb(figures, log, &mut blocked, &mut unrecorded);
                     }
                 }
-            );
+                self.record(unrecorded).await?;
+                return Err(e);
+            }
+            while in_flight.len() < IN_FLIGHT
+                && let Some(prepared) = ready.take()
+            {
+                busy.push_back(prepared.round.iter().map(key).collect());
+                in_flight.push_back(self.send(entities, prepared));
+            }
+            if in_flight.is_empty() {
+                // Nothing out and nothing prepared: read on, or the pass is over.
+                match queue.next_round(self.store, &blocked).await? {
+                    Some(round) => {
+                        ready = Some(self.prepare(entities, round).await?);
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            // The next round is prepared (decoded, its conflicts read) while the rounds out
+            // are sent. It holds none of their records (their later transactions wait for a
+            // later round), so their writes change nothing it reads, and their failures
+            // block nothing in it.
+            let sending: HashSet<RecordKey> = busy.iter().flatten().cloned().collect();
+            let ahead = match ready {
+                None => queue.round(&blocked, &sending),
+                Some(_) => None,
+            };
+            let refill = queue.wants_refill();
+            let (next, recorded, refilled) = {
+                let work = async {
+                    tokio::join!(
+                        async {
+                            match ahead {
+                                Some(round) => Some(self.prepare(entities, round).await),
+                                None => None,
+                            }
+                        },
+                        self.record(std::mem::take(&mut unrecorded)),
+                        async {
+                            match refill {
+                                true => Some(queue.read(self.store).await),
+                                false => None,
+                            }
+                        }
+                    )
+                };
+                tokio::pin!(work);
+                let mut done = None;
+                loop {
+                    tokio::select! {
+                        out = &mut work, if done.is_none() => done = Some(out),
+                        Some(answer) = in_flight.next(), if !in_flight.is_empty() => answers.push(answer),
+                    }
+                    // On once the work is done and the next round can go out, or an answer
+                    // is in (or nothing is out any more).
+                    if let Some((next, recorded, refilled)) = &done {
+                        let failed = recorded.is_err()
+                            || matches!(next, Some(Err(_)))
+                            || matches!(refilled, Some(Err(_)));
+                        let can_send = in_flight.len() < IN_FLIGHT && matches!(next, Some(Ok(_)));
+                        if failed || can_send || in_flight.is_empty() || !answers.is_empty() {
+                            break;
+                        }
+                    }
+                }
+                done.expect("the loop ends once the work is done")
+            };
             recorded?;
             if let Some(page) = refilled {
                 queue.append(page?);
             }
-            let sent = sent?;
-            retry |= sent.result.retry;
-            sent.merge_into(figures, log);
-            for o in sent
-                .result
-                .outcomes
-                .iter()
-                .filter(|o| o.status != TxStatus::Processed)
-            {
-                if let Some(t) = sent.round.iter().find(|t| t.id == o.id) {
-                    blocked.insert(key(t));
-                }
+            if let Some(prepared) = next {
+                ready = Some(prepared?);
             }
-            unrecorded = sent.result.outcomes;
-            current = match next {
-                Some(prepared) => Some(prepared?),
-                None => match queue.next_round(self.store, &blocked).await? {
-                    Some(round) => Some(self.prepare(entities, round).await?),
-                    None => None,
-                },
-            };
         }
         self.record(unrecorded).await?;
         Ok(retry)
@@ -197,11 +249,7 @@ impl Upload<'_> {
     /// Decodes a round (at most one transaction per record), reads the server's current
     /// values of what its updates change and decides what to send; transactions that cannot
     /// be sent end in Error here.
-    async fn prepare(
-        &self,
-        entities: &[EntityMetadata],
-        round: Vec<Transaction>,
-    ) -> Result<Prepared, SyncError> {
+    async fn prepare(&self, entities: &[EntityMetadata], round: Vec<Queued>) -> Result<Prepared, SyncError> {
         let mut done = Done::default();
         let mut decoded = Vec::new();
         for t in &round {
@@ -286,7 +334,7 @@ impl Upload<'_> {
         if sends.is_empty() {
             return Ok(Sent { round, result: done });
         }
-        let by_id: HashMap<RecordId, &Transaction> = round.iter().map(|t| (t.id, t)).collect();
+        let by_id: HashMap<RecordId, &Queued> = round.iter().map(|t| (t.id, t)).collect();
         let (ids, writes): (Vec<RecordId>, Vec<ServerWrite>) = sends.into_iter().unzip();
         let server_entities;
         let described = if unknown_targets(entities, &writes) {
@@ -388,12 +436,12 @@ struct Done {
 }
 
 impl Done {
-    fn note(&mut self, level: Level, t: &Transaction, text: String) {
+    fn note(&mut self, level: Level, t: &Queued, text: String) {
         self.notes.push((level, t.entity.clone(), t.record_id, text));
     }
 
     /// Records a transaction as failed for good (Error, with the reason).
-    fn fail(&mut self, t: &Transaction, message: String) {
+    fn fail(&mut self, t: &Queued, message: String) {
         self.note(
             Level::Error,
             t,
@@ -412,18 +460,42 @@ impl Done {
 /// A round ready to send: its transactions, the writes to send (by transaction id), and
 /// what was decided while preparing it.
 struct Prepared {
-    round: Vec<Transaction>,
+    round: Vec<Queued>,
     sends: Vec<(RecordId, ServerWrite)>,
     done: Done,
 }
 
 /// A round sent: its transactions and every outcome.
 struct Sent {
-    round: Vec<Transaction>,
+    round: Vec<Queued>,
     result: Done,
 }
 
 impl Sent {
+    /// Takes in a round's answer: its figures and log, the records its failures block, its
+    /// outcomes to store. True when some of it may pass if tried again.
+    fn absorb(
+        self,
+        figures: &mut UploadFigures,
+        log: &mut RunLog,
+        blocked: &mut HashSet<RecordKey>,
+        unrecorded: &mut Vec<Outcome>,
+    ) -> bool {
+        self.merge_into(figures, log);
+        for o in self
+            .result
+            .outcomes
+            .iter()
+            .filter(|o| o.status != TxStatus::Processed)
+        {
+            if let Some(t) = self.round.iter().find(|t| t.id == o.id) {
+                blocked.insert(key(t));
+            }
+        }
+        unrecorded.extend(self.result.outcomes);
+        self.result.retry
+    }
+
     fn merge_into(&self, figures: &mut UploadFigures, log: &mut RunLog) {
         let f = &self.result.figures;
         figures.processed += f.processed;
@@ -438,7 +510,7 @@ impl Sent {
 /// A transaction's record.
 type RecordKey = (String, RecordId);
 
-fn key(t: &Transaction) -> RecordKey {
+fn key(t: &Queued) -> RecordKey {
     (t.entity.clone(), t.record_id)
 }
 
@@ -446,7 +518,7 @@ fn key(t: &Transaction) -> RecordKey {
 struct Queue {
     batch: usize,
     /// Read, not yet in a round, in queue order.
-    waiting: Vec<Transaction>,
+    waiting: Vec<Queued>,
     /// Where the next page starts; `None` when the queue has been read to its end.
     next: Option<RecordId>,
     started: bool,
@@ -467,12 +539,12 @@ impl Queue {
         (!self.started || self.next.is_some()) && self.waiting.len() < 2 * self.batch
     }
 
-    async fn read(&self, store: &dyn OrgStore) -> Result<(Vec<Transaction>, Option<RecordId>), SyncError> {
+    async fn read(&self, store: &dyn OrgStore) -> Result<(Vec<Queued>, Option<RecordId>), SyncError> {
         let after = if self.started { self.next } else { None };
-        transactions::page_by_status(store, &[TxStatus::Pending], after, self.batch).await
+        transactions::queued_page(store, after, self.batch).await
     }
 
-    fn append(&mut self, (page, next): (Vec<Transaction>, Option<RecordId>)) {
+    fn append(&mut self, (page, next): (Vec<Queued>, Option<RecordId>)) {
         self.started = true;
         self.waiting.extend(page);
         self.next = next;
@@ -484,7 +556,7 @@ impl Queue {
         &mut self,
         store: &dyn OrgStore,
         blocked: &HashSet<RecordKey>,
-    ) -> Result<Option<Vec<Transaction>>, SyncError> {
+    ) -> Result<Option<Vec<Queued>>, SyncError> {
         loop {
             if self.wants_refill() {
                 let page = self.read(store).await?;
@@ -503,7 +575,7 @@ impl Queue {
     /// a batch. Transactions of `blocked` records are dropped (they stay Pending for a later
     /// pass); those of records in `busy` (the round being sent), and each record's later
     /// ones, wait for a later round.
-    fn round(&mut self, blocked: &HashSet<RecordKey>, busy: &HashSet<RecordKey>) -> Option<Vec<Transaction>> {
+    fn round(&mut self, blocked: &HashSet<RecordKey>, busy: &HashSet<RecordKey>) -> Option<Vec<Queued>> {
         let mut round = Vec::new();
         let mut later = Vec::new();
         let mut in_round = HashSet::new();
@@ -541,22 +613,16 @@ mod tests {
     use super::*;
 
     /// Transaction `n` of the queue, on record `record` of accounts.
-    fn tx(n: i64, record: u8) -> Transaction {
-        Transaction {
+    fn tx(n: i64, record: u8) -> Queued {
+        Queued {
             id: transactions::ordered_id(n),
             sequence: n,
             operation: Operation::Update,
             entity: "account".into(),
             record_id: RecordId::from_uuid(uuid::Uuid::from_bytes([record; 16])),
-            changes: serde_json::Map::new(),
-            original_values: serde_json::Map::new(),
-            based_on: None,
-            status: TxStatus::Pending,
             attempts: 0,
-            last_error: None,
-            created_on: None,
-            modified_on: None,
-            processed_on: None,
+            changes: "{}".into(),
+            original_values: "{}".into(),
         }
     }
 
@@ -571,7 +637,7 @@ mod tests {
         q
     }
 
-    fn sequences(round: Option<Vec<Transaction>>) -> Vec<i64> {
+    fn sequences(round: Option<Vec<Queued>>) -> Vec<i64> {
         round.unwrap_or_default().iter().map(|t| t.sequence).collect()
     }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use crmsync_model::{AttributeName, EntityMetadata, RecordId};
 use crmsync_store::{DeleteMode, StoreError, UpsertMode, WriteSet};
 
-use super::json::{etag, record_from_json, record_to_json};
+use super::json::{etag, record_from_body, record_to_json};
 use super::writeback::{self, WriteError};
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
@@ -118,12 +118,16 @@ async fn respond_written(
     Ok(response)
 }
 
-fn parse_body(request: &ApiRequest) -> Result<serde_json::Value, ApiError> {
+/// The request's JSON body as a record of `entity`.
+fn body_record(
+    entities: &Entities,
+    entity: &EntityMetadata,
+    request: &ApiRequest,
+) -> Result<crmsync_model::Record, ApiError> {
     if request.body.is_empty() {
         return Err(ApiError::bad_request("the request needs a JSON body"));
     }
-    serde_json::from_slice(&request.body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    record_from_body(entity, entities, &request.body)
 }
 
 pub async fn get(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Result<Response, ApiError> {
@@ -206,7 +210,7 @@ impl WritePlan {
 
 pub fn plan_create(entities: &Entities, request: &ApiRequest, set: &str) -> Result<WritePlan, ApiError> {
     let entity = entity_in(entities, set)?;
-    let mut record = record_from_json(entity, entities, &parse_body(request)?)?;
+    let mut record = body_record(entities, entity, request)?;
     let id = *record.id.get_or_insert_with(RecordId::new_random);
     Ok(WritePlan {
         entity: entity.clone(),
@@ -225,7 +229,7 @@ pub async fn plan_patch(
     id: RecordId,
 ) -> Result<WritePlan, ApiError> {
     let entity = entity_in(entities, set)?;
-    let mut record = record_from_json(entity, entities, &parse_body(request)?)?;
+    let mut record = body_record(entities, entity, request)?;
     if record.id.is_some_and(|body_id| body_id != id) {
         return Err(ApiError::bad_request(format!(
             "the body's {} differs from the id in the URL",

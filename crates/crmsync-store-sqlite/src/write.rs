@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
+use crmsync_model::{EntityMetadata, RecordBatch, RecordId, Value};
 use crmsync_store::sql::{self, Versions, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
@@ -22,6 +22,29 @@ struct Upsert<'a> {
     layout: &'a WriteLayout,
     mode: UpsertMode,
     count_created: bool,
+}
+
+/// Runs `statement` and meanwhile builds the next one (binding its values on this thread
+/// while the connection's worker executes this one); the built statement, once this one
+/// succeeded.
+async fn ahead<F, T, R>(statement: F, build: Option<impl FnOnce() -> T>) -> Result<Option<T>, sqlx::Error>
+where
+    F: Future<Output = Result<R, sqlx::Error>>,
+{
+    let (result, built) = ahead_with(statement, build).await;
+    result.map(|_| built)
+}
+
+/// [`ahead`], keeping the statement's result.
+async fn ahead_with<F, T, R>(
+    statement: F,
+    build: Option<impl FnOnce() -> T>,
+) -> (Result<R, sqlx::Error>, Option<T>)
+where
+    F: Future<Output = Result<R, sqlx::Error>>,
+{
+    // `join!` polls the statement first: it is on its way to the worker before the build runs.
+    tokio::join!(statement, async { build.map(|b| b()) })
 }
 
 pub(crate) fn now() -> DateTime<Utc> {
@@ -51,23 +74,7 @@ impl SqliteOrg {
         }
         let slots = sql::write_slots(layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
-        for chunk in batch.rows.chunks(per_statement) {
-            if count_created || mode == UpsertMode::CreateOnly {
-                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
-                let existing = self.existing_ids(conn, entity, &ids).await?;
-                if mode == UpsertMode::CreateOnly
-                    && let Some(id) = ids.iter().find(|id| existing.contains(id))
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "{} already exists",
-                        sql::record_label(entity, id)
-                    )));
-                }
-                outcome.created += (chunk.len() - existing.len()) as u64;
-                outcome.updated += existing.len() as u64;
-            } else {
-                outcome.updated += chunk.len() as u64;
-            }
+        let build = |chunk: &[(RecordId, Vec<Value>)], versions: &mut Versions| {
             let statement = sql::upsert_rows(
                 &self.names,
                 table,
@@ -80,9 +87,65 @@ impl SqliteOrg {
             for p in sql::rows_params(chunk, &slots, versions, now) {
                 q = bind(q, p);
             }
-            q.execute(&mut *conn).await.map_err(db_err)?;
+            q
+        };
+        let mut chunks = batch.rows.chunks(per_statement).peekable();
+        let mut next = chunks.peek().map(|chunk| build(chunk, versions));
+        // Counting what an upsert created: by the rowids it took (below), or by looking up
+        // which of its ids exist.
+        let mut last_rowid = match (count_created, mode) {
+            (true, UpsertMode::Upsert) => self.last_rowid(conn, table).await?,
+            _ => None,
+        };
+        while let Some(chunk) = chunks.next() {
+            let q = next.take().expect("each statement is built before its turn");
+            let by_lookup = mode == UpsertMode::CreateOnly || (count_created && last_rowid.is_none());
+            if by_lookup {
+                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let existing = self.existing_ids(conn, entity, &ids).await?;
+                if mode == UpsertMode::CreateOnly
+                    && let Some(id) = ids.iter().find(|id| existing.contains(id))
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "{} already exists",
+                        sql::record_label(entity, id)
+                    )));
+                }
+                outcome.created += (chunk.len() - existing.len()) as u64;
+                outcome.updated += existing.len() as u64;
+            }
+            next = ahead(
+                q.execute(&mut *conn),
+                chunks.peek().map(|c| || build(c, versions)),
+            )
+            .await
+            .map_err(db_err)?;
+            if let Some(before) = last_rowid.filter(|_| !by_lookup) {
+                // A new row takes the rowid after the table's largest (no rowid is ever given
+                // explicitly), an updated one keeps its own: the rows created are the rowids
+                // the statement added.
+                let after = self.last_rowid(conn, table).await?.unwrap_or(before);
+                let created = u64::try_from(after - before).unwrap_or(0).min(chunk.len() as u64);
+                outcome.created += created;
+                outcome.updated += chunk.len() as u64 - created;
+                last_rowid = Some(after);
+            } else if !by_lookup {
+                outcome.updated += chunk.len() as u64;
+            }
         }
         Ok(())
+    }
+
+    /// The largest rowid of `table` (0 when empty), or `None` when it is so large that
+    /// SQLite may choose new rowids at random (it never is: rowids are never given).
+    async fn last_rowid(&self, conn: &mut SqliteConnection, table: &str) -> StoreResult<Option<i64>> {
+        let statement = format!("SELECT max(rowid) FROM {}", self.names.table(table));
+        let max: Option<i64> = sqlx::query_scalar(AssertSqlSafe(statement))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let max = max.unwrap_or(0);
+        Ok((max < i64::MAX / 2).then_some(max))
     }
 
     /// Updates existing records only, many per statement: `NotFound` names the first one
@@ -100,7 +163,7 @@ impl SqliteOrg {
         let now = now();
         let slots = sql::update_slots(layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, slots.len());
-        for chunk in sql::distinct_runs(&batch.rows, per_statement) {
+        let build = |chunk: &[(RecordId, Vec<Value>)], versions: &mut Versions| {
             let mut q = sqlx::query(AssertSqlSafe(sql::update_rows(
                 &self.names,
                 table,
@@ -111,7 +174,21 @@ impl SqliteOrg {
             for p in sql::rows_params(chunk, &slots, versions, now) {
                 q = bind(q, p);
             }
-            let updated = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected();
+            q
+        };
+        let mut chunks = sql::distinct_runs(&batch.rows, per_statement)
+            .into_iter()
+            .peekable();
+        let mut next = chunks.peek().map(|chunk| build(chunk, versions));
+        while let Some(chunk) = chunks.next() {
+            let q = next.take().expect("each statement is built before its turn");
+            let (result, built) = ahead_with(
+                q.execute(&mut *conn),
+                chunks.peek().map(|c| || build(c, versions)),
+            )
+            .await;
+            next = built;
+            let updated = result.map_err(db_err)?.rows_affected();
             if updated < chunk.len() as u64 {
                 let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
                 let existing = self.existing_ids(conn, entity, &ids).await?;

@@ -13,10 +13,10 @@
 //!   are checked against the filter on the server (a FetchXML query restricted to their ids,
 //!   since Dataverse's change tracking takes no filter) and those that no longer match are
 //!   removed (`filtered-out`). Pages stream into one open client transaction
-//!   ([`crmsync_store::BulkWrite`]) per batch of about `batch_rows` rows: each page is
-//!   written while the next one is read from the server, and the batch commits with the next
-//!   page's link (or, at the end, the new token) as its state. Only a page or two is held in
-//!   memory, never a batch.
+//!   ([`crmsync_store::BulkWrite`]) per batch of about `batch_rows` rows: a reader reads and
+//!   admits pages at most [`PAGES_AHEAD`] ahead of the writer, and the batch commits with the
+//!   link of the page after it (or, at the end, the new token) as its state. Only a few pages
+//!   are held in memory, never a batch.
 //! - **Reconcile** (first sync of a filtered entity, filter changed, token expired, or a
 //!   filter whose membership moves with time or with linked records): compare the server's
 //!   matching ids (with `modifiedon`) against the client's and remove, fetch or refresh only
@@ -36,6 +36,8 @@ use crate::{ChangesPage, Connector, Continuation, ReadPosition, SyncError};
 pub(crate) const IDS_PER_QUERY: usize = 500;
 /// Most records per FetchXML page.
 const FETCH_PAGE: u32 = 5000;
+/// Change pages read ahead of the one being written, waiting for it.
+const PAGES_AHEAD: usize = 1;
 /// Removed ids named in the log per committed batch and reason (the figures count them all).
 const LOGGED_REMOVALS: usize = 20;
 
@@ -255,7 +257,7 @@ impl EntitySync<'_> {
             .clone()
             .map(ReadPosition::Delta)
             .unwrap_or(ReadPosition::Initial);
-        let mut page = match self.state("resume").await? {
+        let page = match self.state("resume").await? {
             None => self.read(&initial).await?,
             Some(link) => match self.read(&ReadPosition::Next(link)).await {
                 Err(e) if !e.is_retryable() => {
@@ -276,51 +278,80 @@ impl EntitySync<'_> {
                 other => other?,
             },
         };
-        let mut batch: Option<Batch<'_>> = None;
-        loop {
-            let next = page.next.clone();
-            let mut pending = self.admit(page).await?;
-            self.protect(&mut pending, log);
-            let size = pending.len();
-            let open = match batch.take() {
-                Some(b) => b,
-                None => Batch {
-                    bulk: self.store.begin_bulk().await?,
-                    rows: 0,
-                    written: Vec::new(),
-                },
-            };
-            let mut open = open;
-            match next {
-                Continuation::More(link) => {
-                    let full = open.rows + size >= self.batch_rows;
-                    let state = if full {
-                        vec![(state_key(self.name(), "resume"), Some(link.clone()))]
-                    } else {
-                        Vec::new()
-                    };
-                    let (set, mut written) = pending.into_set(&self.client.logical_name, state);
-                    let position = ReadPosition::Next(link);
-                    let (fetched, outcome) = tokio::join!(self.read(&position), open.bulk.write(set));
-                    written.count(&outcome?);
-                    open.rows += size;
-                    open.written.push(written);
-                    if full {
-                        self.finish(open, figures, log).await?;
-                    } else {
-                        batch = Some(open);
+        // The reader reads and admits pages ahead while the writer writes the ones before;
+        // at most `PAGES_AHEAD` wait between them. When the writer stops (done or failed),
+        // the reader stops with the page it is reading.
+        let (ahead, mut pages) =
+            tokio::sync::mpsc::channel::<Result<(Pending, Continuation), SyncError>>(PAGES_AHEAD);
+        let reader = async move {
+            let mut page = Ok(page);
+            loop {
+                let admitted = match page {
+                    Ok(page) => {
+                        let next = page.next.clone();
+                        self.admit(page).await.map(|pending| (pending, next))
                     }
-                    page = fetched?;
+                    Err(e) => Err(e),
+                };
+                let link = match &admitted {
+                    Ok((_, Continuation::More(link))) => Some(link.clone()),
+                    _ => None,
+                };
+                if ahead.send(admitted).await.is_err() {
+                    return;
                 }
-                Continuation::Done(token) => {
-                    let (set, mut written) =
-                        pending.into_set(&self.client.logical_name, self.done_state(token));
-                    written.count(&open.bulk.write(set).await?);
-                    open.written.push(written);
-                    return self.finish(open, figures, log).await;
+                let Some(link) = link else { return };
+                page = self.read(&ReadPosition::Next(link)).await;
+            }
+        };
+        let writer = async {
+            let mut batch: Option<Batch<'_>> = None;
+            while let Some(admitted) = pages.recv().await {
+                let (mut pending, next) = admitted?;
+                self.protect(&mut pending, log);
+                let size = pending.len();
+                let mut open = match batch.take() {
+                    Some(b) => b,
+                    None => Batch {
+                        bulk: self.store.begin_bulk().await?,
+                        rows: 0,
+                        written: Vec::new(),
+                    },
+                };
+                match next {
+                    Continuation::More(link) => {
+                        let full = open.rows + size >= self.batch_rows;
+                        let state = if full {
+                            vec![(state_key(self.name(), "resume"), Some(link))]
+                        } else {
+                            Vec::new()
+                        };
+                        let (set, mut written) = pending.into_set(&self.client.logical_name, state);
+                        written.count(&open.bulk.write(set).await?);
+                        open.rows += size;
+                        open.written.push(written);
+                        if full {
+                            self.finish(open, figures, log).await?;
+                        } else {
+                            batch = Some(open);
+                        }
+                    }
+                    Continuation::Done(token) => {
+                        let (set, mut written) =
+                            pending.into_set(&self.client.logical_name, self.done_state(token));
+                        written.count(&open.bulk.write(set).await?);
+                        open.written.push(written);
+                        return self.finish(open, figures, log).await;
+                    }
                 }
             }
-        }
+            Err(SyncError::Protocol(format!(
+                "the changes of '{}' ended without a delta link",
+                self.name()
+            )))
+        };
+        let ((), written) = tokio::join!(reader, writer);
+        written
     }
 
     async fn read(&self, position: &ReadPosition) -> Result<ChangesPage, SyncError> {

@@ -180,6 +180,24 @@ fn guid(json: &Json, key: &str) -> Result<RecordId, SyncError> {
 }
 
 /// The `$deltatoken` of a delta link, decoded.
+/// Bodies from this size on are decoded on a blocking thread.
+const DECODE_OFF_THREAD: usize = 256 * 1024;
+
+/// Decodes a page of records. A large one is decoded on a blocking thread, so the task that
+/// reads pages keeps driving what it does meanwhile (a sync writes the previous page while it
+/// reads the next one).
+async fn decode_off_thread(entity: &EntityMetadata, body: Vec<u8>) -> Result<decode::Page, SyncError> {
+    if body.len() < DECODE_OFF_THREAD {
+        return decode::page(entity, &body);
+    }
+    let entity = entity.clone();
+    match tokio::task::spawn_blocking(move || decode::page(&entity, &body)).await {
+        Ok(page) => page,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(SyncError::Protocol(format!("decoding a page stopped: {e}"))),
+    }
+}
+
 fn delta_token(link: &Url) -> Option<String> {
     link.query_pairs()
         .find(|(k, _)| k.eq_ignore_ascii_case("$deltatoken"))
@@ -244,8 +262,7 @@ impl Connector for DataverseConnector {
             page_size.max(1)
         );
         let body = self.transport.get(&url, Some(&prefer)).await?;
-        let page = decode::page(entity, &body)?;
-        drop(body);
+        let page = decode_off_thread(entity, body).await?;
         let next = if let Some(next) = page.next_link {
             self.server_link(&next)?;
             Continuation::More(next)

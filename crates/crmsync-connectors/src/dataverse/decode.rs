@@ -13,6 +13,7 @@
 //! JSON number's text (`serde_json::Number`'s string form), never from a float conversion of
 //! our own.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +74,10 @@ struct Plan<'a> {
     entity: &'a EntityMetadata,
     keys: HashMap<String, Key>,
     pk: usize,
+    /// The property names of the last record, in its order, as resolved: the entries of a
+    /// page name their properties in the same order, so the name at a position is mostly
+    /// the one the record before had there, checked by comparing it (cheaper than a lookup).
+    last: RefCell<Vec<(Box<str>, Key)>>,
 }
 
 impl<'a> Plan<'a> {
@@ -95,11 +100,28 @@ impl<'a> Plan<'a> {
                 keys.insert(name.to_owned(), Key::Value(i));
             }
         }
-        Plan { entity, keys, pk }
+        Plan {
+            entity,
+            keys,
+            pk,
+            last: RefCell::new(Vec::new()),
+        }
     }
 
-    fn key(&self, name: &str) -> Key {
-        self.keys.get(name).copied().unwrap_or(Key::Other)
+    /// What the property `name` is; `position` is its place in its entry.
+    fn key(&self, name: &str, position: usize) -> Key {
+        let mut last = self.last.borrow_mut();
+        if let Some((seen, key)) = last.get(position)
+            && **seen == *name
+        {
+            return *key;
+        }
+        let key = self.keys.get(name).copied().unwrap_or(Key::Other);
+        last.truncate(position);
+        if last.len() == position {
+            last.push((name.into(), key));
+        }
+        key
     }
 
     fn name(&self, i: usize) -> &str {
@@ -234,6 +256,7 @@ impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
 /// A property name resolved through the plan without allocating.
 struct KeySeed<'p> {
     plan: &'p Plan<'p>,
+    position: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -252,7 +275,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(self.plan.key(v))
+        Ok(self.plan.key(v, self.position))
     }
 }
 
@@ -269,7 +292,9 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
         let mut slots: Vec<Option<Value>> = vec![None; attributes.len()];
         let mut targets: Vec<(usize, String)> = Vec::new();
         let (mut deleted, mut id) = (false, None::<String>);
-        while let Some(key) = map.next_key_seed(KeySeed { plan })? {
+        let mut position = 0;
+        while let Some(key) = map.next_key_seed(KeySeed { plan, position })? {
+            position += 1;
             match key {
                 Key::Value(i) => {
                     let ty = &attributes[i].attribute_type;
@@ -322,7 +347,12 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             };
             let name = attribute.logical_name.as_str();
             let target = match targets.iter().find(|(t, _)| *t == i) {
-                Some((_, entity)) => EntityName::parse(entity).map_err(de::Error::custom)?,
+                // One of the attribute's targets (shared, not allocated again), or a name
+                // the coercion below refuses.
+                Some((_, entity)) => match allowed.iter().find(|a| a.as_str() == entity) {
+                    Some(known) => known.clone(),
+                    None => EntityName::parse(entity).map_err(de::Error::custom)?,
+                },
                 None if allowed.len() == 1 => allowed[0].clone(),
                 None => {
                     return Err(de::Error::custom(format!(

@@ -121,13 +121,12 @@ pub async fn get(
         .changes(&entity.logical_name, cursor, size)
         .await?;
     let deleted_context = format!("{}$metadata#{}/$deletedEntity", ctx.base, entity.entity_set_name);
-    let shape = JsonShape::new(entity, prefer);
+    let shape = JsonShape::new(entity, prefer).selecting(columns.as_deref());
     let entries = page.changes.iter().map(|change| match change {
         Change::Upsert(record) => Entry::Record(RecordJson {
             shape: &shape,
             record,
             linked: &[],
-            only: columns.as_deref(),
         }),
         Change::Delete { id, .. } => Entry::Deleted(
             json!({"@odata.context": deleted_context, "id": id.to_string(), "reason": "deleted"}),

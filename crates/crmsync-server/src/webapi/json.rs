@@ -36,7 +36,6 @@ pub fn record_to_json(entity: &EntityMetadata, record: &Record, prefer: &Prefer)
         shape: &shape,
         record,
         linked: &[],
-        only: None,
     };
     match serde_json::to_value(json) {
         Ok(Json::Object(map)) => map,
@@ -283,14 +282,27 @@ impl<'de, E: std::borrow::Borrow<EntityMetadata>> serde::de::Visitor<'de> for Bo
 }
 
 /// What writing records of one entity needs, worked out once per response: the attributes by
-/// name (a record names its values), the property names of lookups and the annotations
-/// asked for.
+/// name (a record names its values), the property names of lookups and their annotations,
+/// and which attributes are written.
 pub struct JsonShape<'a> {
     pub entity: &'a EntityMetadata,
-    /// Sorted by name.
-    attributes: Vec<(&'a str, &'a AttributeType, Option<String>)>,
+    /// Sorted by name, as a record's values are.
+    attributes: Vec<Shaped<'a>>,
     lookup_names: bool,
     formatted: bool,
+    /// Whether only some attributes are written (see [`JsonShape::selecting`]).
+    selective: bool,
+}
+
+/// One attribute as [`JsonShape`] writes it.
+struct Shaped<'a> {
+    name: &'a str,
+    ty: &'a AttributeType,
+    /// `_x_value` of a lookup.
+    key: Option<String>,
+    /// The lookup's target annotation, or an option set's label annotation.
+    annotation: String,
+    selected: bool,
 }
 
 impl<'a> JsonShape<'a> {
@@ -302,23 +314,56 @@ impl<'a> JsonShape<'a> {
                 let name = a.logical_name.as_str();
                 let key = matches!(a.attribute_type, AttributeType::Lookup { .. })
                     .then(|| format!("_{name}_value"));
-                (name, &a.attribute_type, key)
+                let annotation = match &key {
+                    Some(key) => format!("{key}@{LOOKUP_NAME}"),
+                    None => format!("{name}@{FORMATTED}"),
+                };
+                Shaped {
+                    name,
+                    ty: &a.attribute_type,
+                    key,
+                    annotation,
+                    selected: true,
+                }
             })
             .collect();
-        attributes.sort_unstable_by_key(|(name, ..)| *name);
+        attributes.sort_unstable_by_key(|a| a.name);
         JsonShape {
             entity,
             attributes,
             lookup_names: prefer.wants_annotation(LOOKUP_NAME),
             formatted: prefer.wants_annotation(FORMATTED),
+            selective: false,
         }
     }
 
-    fn attribute(&self, name: &str) -> Option<&(&'a str, &'a AttributeType, Option<String>)> {
-        self.attributes
-            .binary_search_by_key(&name, |(n, ..)| n)
-            .ok()
-            .map(|i| &self.attributes[i])
+    /// Writes only `only` (and the primary id) of each record; `None` writes every value.
+    /// `versionnumber` feeds the etag either way.
+    pub fn selecting(mut self, only: Option<&[crmsync_model::AttributeName]>) -> Self {
+        if let Some(only) = only {
+            let pk = self.entity.primary_id_attribute.as_str();
+            for a in &mut self.attributes {
+                a.selected = a.name == pk || only.iter().any(|o| o.as_str() == a.name);
+            }
+            self.selective = true;
+        }
+        self
+    }
+
+    /// The attribute `name`, looked for from `*from` on; `*from` moves past it. Called with
+    /// names in ascending order (a record's), the walk over the attributes is done once per
+    /// record.
+    fn attribute_from(&self, name: &str, from: &mut usize) -> Option<&Shaped<'a>> {
+        let rest = &self.attributes[*from..];
+        let skipped = rest.iter().take_while(|a| a.name < name).count();
+        *from += skipped;
+        match self.attributes.get(*from) {
+            Some(a) if a.name == name => {
+                *from += 1;
+                Some(a)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -329,9 +374,6 @@ pub struct RecordJson<'a> {
     pub record: &'a Record,
     /// Link-entity attributes, written as `alias.attribute`.
     pub linked: &'a [(String, crmsync_model::AttributeName, Value)],
-    /// Attributes to write (the primary id always); `None` for all. `versionnumber` feeds
-    /// the etag either way.
-    pub only: Option<&'a [crmsync_model::AttributeName]>,
 }
 
 struct ValueJson<'a>(&'a Value);
@@ -360,27 +402,32 @@ impl serde::Serialize for RecordJson<'_> {
             map.serialize_entry("@odata.etag", &tag)?;
         }
         let shape = self.shape;
+        let mut from = 0;
         for (name, value) in &self.record.values {
-            if let Some(only) = self.only
-                && name != &shape.entity.primary_id_attribute
-                && !only.contains(name)
-            {
-                continue;
-            }
-            match (shape.attribute(name.as_str()), value) {
-                (Some((_, _, Some(key))), v) => {
+            let attribute = shape.attribute_from(name.as_str(), &mut from);
+            match (attribute, value) {
+                (Some(a), _) if !a.selected => {}
+                (None, _) if shape.selective => {}
+                (
+                    Some(Shaped {
+                        key: Some(key),
+                        annotation,
+                        ..
+                    }),
+                    v,
+                ) => {
                     map.serialize_entry(key, &ValueJson(v))?;
                     if let (Value::Lookup(r), true) = (v, shape.lookup_names) {
-                        map.serialize_entry(&format!("{key}@{LOOKUP_NAME}"), r.entity.as_str())?;
+                        map.serialize_entry(annotation, r.entity.as_str())?;
                     }
                 }
-                (Some((_, ty, None)), Value::OptionSet(v)) => {
+                (Some(Shaped { ty, annotation, .. }), Value::OptionSet(v)) => {
                     map.serialize_entry(name.as_str(), v)?;
                     let label = ty
                         .option_set()
                         .and_then(|set| set.options.iter().find(|o| o.value == *v));
                     if let Some(label) = label.filter(|_| shape.formatted) {
-                        map.serialize_entry(&format!("{name}@{FORMATTED}"), &label.label)?;
+                        map.serialize_entry(annotation, &label.label)?;
                     }
                 }
                 (_, v) => map.serialize_entry(name.as_str(), &ValueJson(v))?,

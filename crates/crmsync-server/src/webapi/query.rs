@@ -35,7 +35,6 @@ fn rows<'a>(shape: &'a JsonShape<'a>, page: &'a QueryPage) -> impl Iterator<Item
         shape,
         record: &row.record,
         linked: &row.linked,
-        only: None,
     })
 }
 

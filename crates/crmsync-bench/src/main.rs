@@ -5,8 +5,8 @@
 //!   hand-written batched upsert into an identical table of the same database engine.
 //! - `serve`: every record read over HTTP in 5,000-record pages versus a plain select and
 //!   JSON serialization of the same rows.
-//! - `sync`: initial sync over loopback HTTP (the server in a child process) versus a raw
-//!   writer; incremental (1%) and idle syncs.
+//! - `sync`: initial sync over loopback HTTP (the server and the client each in a child
+//!   process) versus a raw writer; incremental (1%) and idle syncs.
 //! - `upload`: offline transactions uploaded over loopback HTTP versus the same changes applied
 //!   straight to the server's store.
 
@@ -45,6 +45,9 @@ enum Bench {
     /// Serves a data directory on a loopback port (the server process of `sync`).
     #[command(hide = true)]
     ServeCatalog(sync::ServeCatalog),
+    /// Runs the initial sync of a client org (the client process of `sync`).
+    #[command(hide = true)]
+    SyncClient(sync::SyncClient),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             Bench::Sync(b) => b.run().await,
             Bench::Upload(b) => b.run().await,
             Bench::ServeCatalog(b) => b.run().await,
+            Bench::SyncClient(b) => b.run().await,
         }
     })
 }

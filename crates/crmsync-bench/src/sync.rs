@@ -6,10 +6,11 @@
 //! client org on PostgreSQL gets the same syncs, beside its own raw limit (the rows bound
 //! straight into multi-row upserts).
 //!
-//! The server runs in a child process (this binary's hidden `serve-catalog` command) over
-//! the same data directory, so the peak memory printed is the client's alone: this process's
-//! peak resident set, reset (`/proc/self/clear_refs`) just before the initial sync so that
-//! loading the server's data does not count. The server's peak is printed beside it.
+//! The server and the initial sync's client each run in a child process (this binary's
+//! hidden `serve-catalog` and `sync-client` commands) over the same data, so the memory and CPU
+//! figures printed for the client are those of a process doing that sync and nothing else
+//! (not of this one, which loaded the server's data and ran the raw writers). The
+//! incremental and idle syncs run in this process.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,11 +68,6 @@ pub(crate) fn cpu_seconds(process: &str) -> f64 {
     };
     // In USER_HZ ticks, 100 per second on Linux.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Resets this process's peak resident set to its current size.
-fn reset_peak_rss() -> anyhow::Result<()> {
-    std::fs::write("/proc/self/clear_refs", "5").context("resetting the peak memory figure")
 }
 
 /// Serves the catalog in `dir` on a loopback port until stdin closes; prints the address.
@@ -142,6 +138,117 @@ impl ServerProcess {
         tokio::task::spawn_blocking(move || self.child.wait()).await??;
         Ok(())
     }
+}
+
+/// Where the client org of a leg is stored, for the client process.
+enum ClientAt {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, namespace: String },
+}
+
+/// Runs the initial sync of the `client` org of a catalog in this process and prints what
+/// it measured as one JSON line (the client process of `sync`).
+#[derive(clap::Args)]
+pub struct SyncClient {
+    /// SQLite data directory holding the client org.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// PostgreSQL URL of the catalog holding the client org (with `--namespace`).
+    #[arg(long)]
+    database: Option<String>,
+    #[arg(long, default_value = "")]
+    namespace: String,
+    /// The secrets key the connection was stored with, in hex.
+    #[arg(long)]
+    key: String,
+}
+
+impl SyncClient {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let catalog: Arc<dyn Catalog> = match (&self.dir, &self.database) {
+            (Some(dir), _) => Arc::new(SqliteCatalog::open(dir).await?),
+            (None, Some(url)) => Arc::new(PgCatalog::connect(url, &self.namespace).await?),
+            (None, None) => anyhow::bail!("--dir or --database names the client's catalog"),
+        };
+        let key = from_hex(&self.key)?;
+        let client = catalog.open_org(&OrgName::parse("client")?).await?;
+        let conn = Connection::load(&*client)
+            .await?
+            .context("the client org has no connection")?;
+        let resident_before = memory_mb("self", "VmRSS:").unwrap_or_default();
+        let cpu_before = cpu_seconds("self");
+        let (elapsed, log) =
+            timed_sync(client, &conn, key, vec![SampleEntity::Account.entity_name()]).await?;
+        let report = ClientReport {
+            seconds: elapsed.as_secs_f64(),
+            created: log.totals().created,
+            cpu: cpu_seconds("self") - cpu_before,
+            peak_mb: peak_rss_mb("self").unwrap_or_default(),
+            resident_before_mb: resident_before,
+        };
+        println!("{}", serde_json::to_string(&report)?);
+        Ok(())
+    }
+}
+
+/// What the client process measured.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClientReport {
+    seconds: f64,
+    created: u64,
+    /// CPU time of the sync, in seconds.
+    cpu: f64,
+    /// Peak resident set of the whole process, in MB.
+    peak_mb: f64,
+    /// Resident set when the sync began (the process with its catalog open), in MB.
+    resident_before_mb: f64,
+}
+
+fn to_hex(key: &[u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("?"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .context("the key is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the key is not 32 bytes"))
+}
+
+/// Runs the initial sync in a client process of its own (this binary's hidden `sync-client`
+/// command), so that its memory and CPU figures are the client's alone.
+async fn sync_in_client_process(at: &ClientAt, key: [u8; 32]) -> anyhow::Result<ClientReport> {
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command.arg("sync-client").arg("--key").arg(to_hex(&key));
+    match at {
+        ClientAt::Sqlite(dir) => command.arg("--dir").arg(dir),
+        ClientAt::Postgres { url, namespace } => command
+            .arg("--database")
+            .arg(url)
+            .arg("--namespace")
+            .arg(namespace),
+    };
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("running the client process")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the client process failed ({})",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .context("the client process printed nothing")?;
+    serde_json::from_str(line).with_context(|| format!("the client process printed '{line}'"))
 }
 
 fn admin() -> NewUser {
@@ -228,8 +335,15 @@ impl SyncBench {
         )
         .await?;
         let mut legs = vec![
-            self.initial(&server_process, key, "SQLite", catalog, raw, raw_cpu)
-                .await?,
+            self.initial(
+                &server_process,
+                key,
+                "SQLite",
+                catalog,
+                &ClientAt::Sqlite(dir.path().to_owned()),
+                (raw, raw_cpu),
+            )
+            .await?,
         ];
         let mut postgres = None;
         if let Some(url) = &self.database {
@@ -244,8 +358,19 @@ impl SyncBench {
                     &generator,
                 )
                 .await?;
-                self.initial(&server_process, key, "PostgreSQL", pg.clone(), raw, raw_cpu)
-                    .await
+                let at = ClientAt::Postgres {
+                    url: url.clone(),
+                    namespace: namespace.clone(),
+                };
+                self.initial(
+                    &server_process,
+                    key,
+                    "PostgreSQL",
+                    pg.clone(),
+                    &at,
+                    (raw, raw_cpu),
+                )
+                .await
             }
             .await;
             match leg {
@@ -275,8 +400,8 @@ impl SyncBench {
         key: [u8; 32],
         name: &'static str,
         catalog: Arc<dyn Catalog>,
-        raw: Duration,
-        raw_cpu: f64,
+        at: &ClientAt,
+        (raw, raw_cpu): (Duration, f64),
     ) -> anyhow::Result<Leg> {
         println!("{name} client");
         println!(
@@ -299,19 +424,16 @@ impl SyncBench {
             move |org: &OrgName, conn: &Connection| crmsync_connectors::for_connection(org, conn, &key);
         let (conn, _) = connect(&*catalog, &key, request, &factory).await?;
         let client = catalog.open_org(&OrgName::parse("client")?).await?;
-        let accounts = vec![SampleEntity::Account.entity_name()];
 
-        reset_peak_rss()?;
-        let resident_before = memory_mb("self", "VmRSS:").unwrap_or_default();
         let server_pid = server_process.child.id().to_string();
-        let (client_cpu, server_cpu) = (cpu_seconds("self"), cpu_seconds(&server_pid));
-        let (initial, log) = timed_sync(client.clone(), &conn, key, accounts).await?;
-        let client_cpu = cpu_seconds("self") - client_cpu;
+        let server_cpu = cpu_seconds(&server_pid);
+        let report = sync_in_client_process(at, key).await?;
         let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+        let (initial, client_cpu) = (Duration::from_secs_f64(report.seconds), report.cpu);
         anyhow::ensure!(
-            log.totals().created == self.records,
+            report.created == self.records,
             "created {} of {}",
-            log.totals().created,
+            report.created,
             self.records
         );
         println!(
@@ -327,11 +449,10 @@ impl SyncBench {
             client_cpu + server_cpu,
             (client_cpu + server_cpu) / raw_cpu.max(1e-9)
         );
-        if let Some(mb) = peak_rss_mb("self") {
-            println!(
-                "  peak memory of the client during the sync: {mb:.0} MB (target <= 300 MB; {resident_before:.0} MB were resident before it began)"
-            );
-        }
+        println!(
+            "  peak memory of the client process: {:.0} MB (target <= 300 MB; {:.0} MB when the sync began)",
+            report.peak_mb, report.resident_before_mb
+        );
         if let Some(mb) = server_process.peak_rss_mb() {
             println!("  peak memory of the server process: {mb:.0} MB");
         }

@@ -475,6 +475,85 @@ async fn small_rounds_keep_each_records_order_and_a_failure_holds_back_only_its_
 }
 
 #[tokio::test]
+async fn a_round_that_cannot_reach_the_server_keeps_what_the_round_beside_it_learnt() {
+    let p = Pair::connect(true).await;
+    let names = [
+        "Round 0",
+        "Round 1",
+        "Unreachable 2",
+        "Unreachable 3",
+        "Round 4",
+        "Round 5",
+    ];
+    let mut created = Vec::new();
+    for name in names {
+        let r = p
+            .client_write(reqwest::Method::POST, "accounts", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(r.status(), 204);
+        let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
+        let id = entity_id
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_owned();
+        created.push(id);
+    }
+    // Rounds of two, two out at once: the second round's answers never come back (the
+    // server applies it every time it is sent), so its sending fails while the first and
+    // third rounds are answered.
+    *p.proxy.faults.lose_answers_to.lock().unwrap() = Some(b"Unreachable".to_vec());
+    let org = OrgName::parse("field").unwrap();
+    let field = p.client.catalog.open_org(&org).await.unwrap();
+    let conn = crmsync_sync::Connection::load(&*field).await.unwrap().unwrap();
+    let connector = crmsync_connectors::for_connection(&org, &conn, &KEY).unwrap();
+    let mut upload =
+        crmsync_sync::upload::Upload::new(&*field, &*connector, crmsync_sync::ConflictPolicy::ClientWins);
+    upload.batch = 2;
+    upload.backoff = Duration::from_millis(1);
+    let mut log = crmsync_sync::RunLog::start(crmsync_sync::Trigger::Manual);
+    let stopped = upload.run(&mut log).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    assert!(p.proxy.faults.lost.load(Ordering::SeqCst) >= 1);
+    let status_of = |list: &[Value], id: &str| list.iter().any(|t| t["recordId"] == json!(id));
+    let pending = p.transactions("pending").await;
+    let processed = p.transactions("processed").await;
+    // The unanswered round stays Pending; the round out beside it was recorded as answered.
+    for id in &created[2..4] {
+        assert!(status_of(&pending, id), "{id} pending: {pending:?}");
+    }
+    for id in &created[..2] {
+        assert!(status_of(&processed, id), "{id} processed: {processed:?}");
+    }
+    assert_eq!(pending.len() + processed.len(), 6, "{pending:?} {processed:?}");
+
+    // The server can be reached again: the next run sends what is Pending, harmlessly.
+    *p.proxy.faults.lose_answers_to.lock().unwrap() = None;
+    let run = p.sync().await;
+    assert_eq!(run["status"], "Succeeded", "{run}");
+    assert_eq!(run["upload"]["processed"], json!(pending.len()), "{run}");
+    assert!(p.transactions("pending").await.is_empty());
+    let all = json(
+        p.server_get(
+            "accounts?$select=name&$filter=startswith(name,'Round') or startswith(name,'Unreachable')",
+        )
+        .await,
+    )
+    .await;
+    let mut on_server: Vec<&str> = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    on_server.sort();
+    let mut expected = names.to_vec();
+    expected.sort();
+    assert_eq!(on_server, expected, "each record once on the server");
+}
+
+#[tokio::test]
 async fn archived_transactions_are_never_sent_and_the_record_is_refreshed() {
     let p = Pair::connect(true).await;
     let a0 = p.account(0).await;

@@ -17,6 +17,9 @@ pub struct Faults {
     pub lost: AtomicUsize,
     /// Down: refuse new connections and cut open ones at their next request.
     pub down: AtomicBool,
+    /// Lose the answer of every `$batch` request whose bytes hold this text (the server
+    /// still gets the request).
+    pub lose_answers_to: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 pub struct Proxy {
@@ -62,9 +65,12 @@ impl Proxy {
 async fn pump(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    // Set when the client has sent a `$batch` request on this connection.
+    // Set when the client has sent a `$batch` request on this connection, and when one held
+    // the text of `lose_answers_to`.
     let batch_sent = Arc::new(AtomicBool::new(false));
     let seen = batch_sent.clone();
+    let marked = Arc::new(AtomicBool::new(false));
+    let seen_marker = marked.clone();
     let up_faults = faults.clone();
     let upstream = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -81,7 +87,15 @@ async fn pump(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
             if tail.windows(6).any(|w| w == b"$batch") {
                 seen.store(true, Ordering::SeqCst);
             }
-            let keep = tail.len().saturating_sub(8);
+            let marker = up_faults.lose_answers_to.lock().unwrap().clone();
+            let mut keep_bytes = 8;
+            if let Some(marker) = marker.filter(|m| !m.is_empty()) {
+                if tail.windows(marker.len()).any(|w| w == marker.as_slice()) {
+                    seen_marker.store(true, Ordering::SeqCst);
+                }
+                keep_bytes = keep_bytes.max(marker.len());
+            }
+            let keep = tail.len().saturating_sub(keep_bytes);
             tail.drain(..keep);
             if sw.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -95,11 +109,13 @@ async fn pump(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if batch_sent.load(Ordering::SeqCst)
-            && faults
-                .lose_batch_answers
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
+        let lose_marked = batch_sent.load(Ordering::SeqCst) && marked.load(Ordering::SeqCst);
+        if lose_marked
+            || batch_sent.load(Ordering::SeqCst)
+                && faults
+                    .lose_batch_answers
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
         {
             faults.lost.fetch_add(1, Ordering::SeqCst);
             break;

@@ -40,7 +40,9 @@ pub async fn upsert_all(path: &Path, generator: &SampleGenerator) -> anyhow::Res
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("cache_size", "-65536")
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        // As crmsync's org databases: the log is copied back after the commit, not in it.
+        .pragma("wal_autocheckpoint", "0");
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
     let mut elapsed = Duration::ZERO;
     let mut version = 0i64;

@@ -41,8 +41,21 @@ pub(crate) const CACHE_KIB: u32 = 16 * 1024;
 /// inserts of random-key rows into a large table touch index pages all over it.
 pub(crate) const BULK_CACHE_KIB: u32 = 64 * 1024;
 
+/// How the write-ahead log of a database is copied back into it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checkpoints {
+    /// By SQLite, in the commit that makes the log long enough.
+    OnCommit,
+    /// By the owner of the pool, off the committing writer's path (see `org::checkpointer`).
+    Background,
+}
+
 /// Opens a pool on one SQLite file with the settings every crmsync database uses.
-pub(crate) async fn open_pool(path: &Path, max_connections: u32) -> StoreResult<SqlitePool> {
+pub(crate) async fn open_pool(
+    path: &Path,
+    max_connections: u32,
+    checkpoints: Checkpoints,
+) -> StoreResult<SqlitePool> {
     let options = SqliteConnectOptions::from_str("sqlite://")
         .map_err(db_err)?
         .filename(path)
@@ -53,6 +66,10 @@ pub(crate) async fn open_pool(path: &Path, max_connections: u32) -> StoreResult<
         .foreign_keys(true)
         .pragma("cache_size", format!("-{CACHE_KIB}"))
         .pragma("temp_store", "memory");
+    let options = match checkpoints {
+        Checkpoints::OnCommit => options,
+        Checkpoints::Background => options.pragma("wal_autocheckpoint", "0"),
+    };
     SqlitePoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
@@ -67,7 +84,7 @@ impl SqliteCatalog {
         std::fs::create_dir_all(dir.join("orgs")).map_err(|e| {
             StoreError::database(format!("cannot create data directory {}: {e}", dir.display()))
         })?;
-        let pool = open_pool(&dir.join("catalog.db"), 4).await?;
+        let pool = open_pool(&dir.join("catalog.db"), 4, Checkpoints::OnCommit).await?;
         migrate::run(&mut *pool.acquire().await.map_err(db_err)?, migrate::CATALOG).await?;
         Ok(Self {
             dir: dir.to_owned(),

@@ -15,16 +15,48 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::bind::db_err;
-use crate::catalog::open_pool;
+use crate::catalog::{Checkpoints, open_pool};
 use crate::migrate;
 
 pub struct SqliteOrg {
     pub(crate) name: OrgName,
+    /// Readers.
     pub(crate) pool: SqlitePool,
+    /// The one connection every write transaction of the org uses (writers take turns
+    /// anyway, see `write_lock`): a bulk write's large page cache lives on one connection and
+    /// its thread, instead of being allocated again on whichever connection the next batch
+    /// gets (which left the process holding several such caches' worth of freed memory).
+    pub(crate) writer: SqlitePool,
     pub(crate) names: SqlNames,
     /// Serializes this process's writers before they reach SQLite's own lock.
     pub(crate) write_lock: tokio::sync::Mutex<()>,
     schema: RwLock<Arc<Schema>>,
+    /// Wakes the org's [`checkpointer`] after a commit.
+    checkpoint: tokio::sync::mpsc::Sender<()>,
+}
+
+/// How often the checkpointer runs when no commit woke it (writes that do not wake it, such
+/// as metadata changes, are copied back by then).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Copies an org's write-ahead log back into its database after commits, in the background:
+/// a commit that leaves a long log (a sync's batch of 100,000 rows writes tens of megabytes
+/// of it) returns without doing it, and the copying runs beside the writer's next work. A
+/// passive checkpoint takes no lock writers or readers wait for; wakeups that come while one
+/// runs make one more run. Ends when the org is closed.
+async fn checkpointer(pool: SqlitePool, mut wakeups: tokio::sync::mpsc::Receiver<()>) {
+    loop {
+        tokio::select! {
+            woken = wakeups.recv() => if woken.is_none() { return },
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(error = %e, "checkpoint not done");
+        }
+    }
 }
 
 /// All entity metadata of the org at one metadata version.
@@ -45,22 +77,34 @@ impl Schema {
 
 impl SqliteOrg {
     pub(crate) async fn open(name: OrgName, path: &Path) -> StoreResult<Self> {
-        let pool = open_pool(path, 4).await?;
-        let mut conn = pool.acquire().await.map_err(db_err)?;
+        let writer = open_pool(path, 1, Checkpoints::Background).await?;
+        let mut conn = writer.acquire().await.map_err(db_err)?;
         migrate::run(&mut conn, migrate::ORG).await?;
         let schema = load_schema(&mut conn).await?;
         drop(conn);
+        let pool = open_pool(path, 4, Checkpoints::Background).await?;
+        let (checkpoint, wakeups) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(checkpointer(pool.clone(), wakeups));
         Ok(Self {
             name,
             pool,
+            writer,
             names: SqlNames::new(Dialect::Sqlite, None),
             write_lock: tokio::sync::Mutex::new(()),
             schema: RwLock::new(Arc::new(schema)),
+            checkpoint,
         })
+    }
+
+    /// Tells the checkpointer that a transaction committed.
+    pub(crate) fn committed(&self) {
+        // A wakeup already waiting covers this commit too.
+        let _ = self.checkpoint.try_send(());
     }
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     fn cached(&self) -> Arc<Schema> {
@@ -125,7 +169,7 @@ impl MetadataStore for SqliteOrg {
 
     async fn apply_metadata(&self, changes: &[MetadataChange]) -> StoreResult<()> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let mut entities = load_schema(&mut tx).await?.entities;
         for change in changes {
             let (next, ddl) = sql::plan_metadata_change(&self.names, &entities, change)?;

@@ -230,7 +230,7 @@ impl ChangeStore for SqliteOrg {
 
     async fn purge_tombstones(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let cutoff = older_than.timestamp_micros();
         sqlx::query(
             "INSERT INTO _change_horizon (entity, version) \

@@ -312,9 +312,10 @@ impl SqliteOrg {
 
     pub(crate) async fn apply(&self, set: WriteSet) -> StoreResult<WriteOutcome> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         let outcome = self.apply_in(&mut tx, set).await?;
         tx.commit().await.map_err(db_err)?;
+        self.committed();
         Ok(outcome)
     }
 
@@ -401,7 +402,9 @@ impl BulkWrite for SqliteBulk<'_> {
         // Back to the pool's bound before the connection returns to it (a bulk write that
         // fails keeps the larger cache on its connection until the pool retires it).
         set_cache(&mut tx, CACHE_KIB).await?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        self.org.committed();
+        Ok(())
     }
 }
 
@@ -422,7 +425,7 @@ impl crmsync_store::RecordStore for SqliteOrg {
 
     async fn begin_bulk(&self) -> StoreResult<Box<dyn BulkWrite + '_>> {
         let guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
         set_cache(&mut tx, BULK_CACHE_KIB).await?;
         Ok(Box::new(SqliteBulk {
             org: self,

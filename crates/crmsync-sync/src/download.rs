@@ -36,6 +36,8 @@ use crate::{ChangesPage, Connector, Continuation, ReadPosition, SyncError};
 pub(crate) const IDS_PER_QUERY: usize = 500;
 /// Most records per FetchXML page.
 const FETCH_PAGE: u32 = 5000;
+/// Rows of the first change page of a read (see [`EntitySync::first_page`]).
+const FIRST_PAGE: usize = 1000;
 /// Change pages read ahead of the one being written, waiting for it.
 const PAGES_AHEAD: usize = 1;
 /// Removed ids named in the log per committed batch and reason (the figures count them all).
@@ -258,8 +260,8 @@ impl EntitySync<'_> {
             .map(ReadPosition::Delta)
             .unwrap_or(ReadPosition::Initial);
         let page = match self.state("resume").await? {
-            None => self.read(&initial).await?,
-            Some(link) => match self.read(&ReadPosition::Next(link)).await {
+            None => self.read(&initial, self.first_page()).await?,
+            Some(link) => match self.read(&ReadPosition::Next(link), self.first_page()).await {
                 Err(e) if !e.is_retryable() => {
                     // The saved next page is no longer valid: start the read again.
                     log.message(
@@ -273,7 +275,7 @@ impl EntitySync<'_> {
                         vec![(state_key(self.name(), "resume"), None)],
                     );
                     self.store.write(set).await?;
-                    self.read(&initial).await?
+                    self.read(&initial, self.first_page()).await?
                 }
                 other => other?,
             },
@@ -285,6 +287,7 @@ impl EntitySync<'_> {
             tokio::sync::mpsc::channel::<Result<(Pending, Continuation), SyncError>>(PAGES_AHEAD);
         let reader = async move {
             let mut page = Ok(page);
+            let mut size = self.first_page();
             loop {
                 let admitted = match page {
                     Ok(page) => {
@@ -301,7 +304,8 @@ impl EntitySync<'_> {
                     return;
                 }
                 let Some(link) = link else { return };
-                page = self.read(&ReadPosition::Next(link)).await;
+                size = (size * 2).min(self.page_size);
+                page = self.read(&ReadPosition::Next(link), size).await;
             }
         };
         let writer = async {
@@ -354,10 +358,16 @@ impl EntitySync<'_> {
         written
     }
 
-    async fn read(&self, position: &ReadPosition) -> Result<ChangesPage, SyncError> {
-        self.connector
-            .changes(self.server, &[], position, self.page_size)
-            .await
+    /// Rows asked for in the first page of a read: each later page asks for twice as many as
+    /// the one before, up to `page_size`, so the writer starts on a small first page instead
+    /// of waiting for a full one (an incremental sync of a few thousand changes is mostly
+    /// that wait).
+    fn first_page(&self) -> usize {
+        FIRST_PAGE.min(self.page_size).max(1)
+    }
+
+    async fn read(&self, position: &ReadPosition, size: usize) -> Result<ChangesPage, SyncError> {
+        self.connector.changes(self.server, &[], position, size).await
     }
 
     /// Commits an open batch and reports what it wrote.

@@ -67,10 +67,11 @@ impl Value {
         match ty {
             AttributeType::String { max_length } | AttributeType::Memo { max_length } => match self {
                 Value::String(s) => {
-                    let len = s.chars().count();
-                    if len > *max_length as usize {
+                    // A text has at most as many characters as bytes: most need no count.
+                    let max = *max_length as usize;
+                    if s.len() > max && s.chars().count() > max {
                         Err(ValueError::TooLong {
-                            len,
+                            len: s.chars().count(),
                             max: *max_length,
                         })
                     } else {

@@ -16,6 +16,11 @@ const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode
 /// alike.
 pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> StoreResult<WriteLayout> {
     let layout = WriteLayout::new(entity, &batch.columns)?;
+    let required: Vec<bool> = batch
+        .columns
+        .iter()
+        .map(|c| NOT_NULL.contains(&c.as_str()))
+        .collect();
     for (id, values) in &mut batch.rows {
         if values.len() != batch.columns.len() {
             return Err(StoreError::BadRequest(format!(
@@ -42,7 +47,7 @@ pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> Store
                 }
                 .into());
             }
-            if v.is_null() && NOT_NULL.contains(&attribute.as_str()) {
+            if v.is_null() && required[i] {
                 return Err(ModelError::InvalidValue {
                     attribute: attribute.clone(),
                     error: ValueError::Required,

@@ -155,6 +155,43 @@ impl Pair {
         self.server.get("acme", path, ACME_ADMIN).send().await.unwrap()
     }
 
+    /// The names of the server's accounts that start with one of `prefixes`, sorted.
+    async fn server_names(&self, prefixes: &[&str]) -> Vec<String> {
+        let filter = prefixes
+            .iter()
+            .map(|p| format!("startswith(name,'{p}')"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let all = json(
+            self.server_get(&format!("accounts?$select=name&$filter={filter}"))
+                .await,
+        )
+        .await;
+        let mut names: Vec<String> = all["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{all}"))
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Creates an account named `name` on the client; its id.
+    async fn client_create(&self, name: &str) -> String {
+        let r = self
+            .client_write(reqwest::Method::POST, "accounts", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(r.status(), 204);
+        let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
+        entity_id
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_owned()
+    }
+
     async fn server_write(&self, method: reqwest::Method, path: &str, body: Value) {
         let r = self
             .server
@@ -487,18 +524,7 @@ async fn a_round_that_cannot_reach_the_server_keeps_what_the_round_beside_it_lea
     ];
     let mut created = Vec::new();
     for name in names {
-        let r = p
-            .client_write(reqwest::Method::POST, "accounts", Some(json!({ "name": name })))
-            .await;
-        assert_eq!(r.status(), 204);
-        let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-        let id = entity_id
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_owned();
-        created.push(id);
+        created.push(p.client_create(name).await);
     }
     // Rounds of two, two out at once: the second round's answers never come back (the
     // server applies it every time it is sent), so its sending fails while the first and
@@ -534,20 +560,7 @@ async fn a_round_that_cannot_reach_the_server_keeps_what_the_round_beside_it_lea
     assert_eq!(run["status"], "Succeeded", "{run}");
     assert_eq!(run["upload"]["processed"], json!(pending.len()), "{run}");
     assert!(p.transactions("pending").await.is_empty());
-    let all = json(
-        p.server_get(
-            "accounts?$select=name&$filter=startswith(name,'Round') or startswith(name,'Unreachable')",
-        )
-        .await,
-    )
-    .await;
-    let mut on_server: Vec<&str> = all["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    on_server.sort();
+    let on_server = p.server_names(&["Round", "Unreachable"]).await;
     let mut expected = names.to_vec();
     expected.sort();
     assert_eq!(on_server, expected, "each record once on the server");
@@ -604,23 +617,7 @@ async fn lost_answers_do_not_duplicate_and_a_later_run_finishes_the_upload() {
     let p = Pair::connect(true).await;
     let mut created = Vec::new();
     for i in 0..5 {
-        let r = p
-            .client_write(
-                reqwest::Method::POST,
-                "accounts",
-                Some(json!({"name": format!("Lost answer {i}")})),
-            )
-            .await;
-        assert_eq!(r.status(), 204);
-        let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-        created.push(
-            entity_id
-                .rsplit('(')
-                .next()
-                .unwrap()
-                .trim_end_matches(')')
-                .to_owned(),
-        );
+        created.push(p.client_create(&format!("Lost answer {i}")).await);
     }
     // The first answer is lost: the connector sends the batch again, which must not duplicate.
     p.proxy.faults.lose_batch_answers.store(1, Ordering::SeqCst);
@@ -651,22 +648,8 @@ async fn lost_answers_do_not_duplicate_and_a_later_run_finishes_the_upload() {
     assert_eq!(run["status"], "Succeeded", "{run}");
     assert_eq!(run["upload"]["processed"], 3, "{run}");
 
-    let all = json(
-        p.server_get(
-            "accounts?$select=name&$filter=startswith(name,'Lost answer') or startswith(name,'Second')",
-        )
-        .await,
-    )
-    .await;
-    let mut names: Vec<&str> = all["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        p.server_names(&["Lost answer", "Second"]).await,
         [
             "Lost answer 3",
             "Lost answer 4",

@@ -308,7 +308,9 @@ impl EntitySync<'_> {
                 page = self.read(&ReadPosition::Next(link), size).await;
             }
         };
-        let writer = async {
+        // The writer owns the receiving end: when it stops, the reader's next send fails and
+        // the reader stops too (a reader left waiting to send would keep `join!` waiting).
+        let writer = async move {
             let mut batch: Option<Batch<'_>> = None;
             while let Some(admitted) = pages.recv().await {
                 let (mut pending, next) = admitted?;

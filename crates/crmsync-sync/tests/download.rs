@@ -496,3 +496,52 @@ async fn a_full_sync_removes_what_the_server_no_longer_has_even_without_a_filter
     let log = sync(&env, settings(&[])).await;
     assert!(!figures(&log, "account").reconciled);
 }
+
+#[tokio::test]
+async fn a_page_the_client_refuses_fails_the_entity_and_stops_the_reading_ahead() {
+    let env = env(40).await;
+    // The server allows longer names than the client, and its first changed account has one.
+    let widen = |max_length| crmsync_model::MetadataChange::WidenAttribute {
+        entity: en("account"),
+        attribute: AttributeName::parse("name").unwrap(),
+        max_length,
+    };
+    env.server.apply_metadata(&[widen(400)]).await.unwrap();
+    let long = "L".repeat(300);
+    put(
+        &*env.server,
+        "account",
+        Record::new(RecordId::new_random()).with("name", Value::String(long)),
+    )
+    .await;
+    // The other accounts change after it: they come in later pages, which the reader reads
+    // ahead while the writer fails on the first.
+    for (id, record) in records(&*env.server, "account").await {
+        match record.get("name") {
+            Some(Value::String(n)) if n.len() >= 300 => {}
+            name => {
+                let name = name.cloned().unwrap_or(Value::Null);
+                put(&*env.server, "account", Record::new(id).with("name", name)).await;
+            }
+        }
+    }
+    let log = tokio::time::timeout(std::time::Duration::from_secs(60), sync(&env, settings(&[])))
+        .await
+        .expect("the run ends when the writer fails");
+    assert_ne!(log.status, RunStatus::Succeeded, "{:?}", log.messages);
+    assert_eq!(figures(&log, "account").errors, 1, "{:?}", log.messages);
+    assert!(
+        log.messages
+            .iter()
+            .any(|m| m.entity.as_deref() == Some("account") && m.text.contains("name")),
+        "{:?}",
+        log.messages
+    );
+
+    // Once the client takes such names too, the next run converges.
+    env.client.apply_metadata(&[widen(400)]).await.unwrap();
+    let log = sync(&env, settings(&[])).await;
+    assert_eq!(log.status, RunStatus::Succeeded, "{:?}", log.messages);
+    assert_mirror(&env, "account", None).await;
+    assert_mirror(&env, "contact", None).await;
+}

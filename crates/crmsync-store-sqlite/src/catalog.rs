@@ -46,7 +46,8 @@ pub(crate) const BULK_CACHE_KIB: u32 = 64 * 1024;
 pub(crate) enum Checkpoints {
     /// By SQLite, in the commit that makes the log long enough.
     OnCommit,
-    /// By the owner of the pool, off the committing writer's path (see `org::checkpointer`).
+    /// By the owner of the pool, off the committing writer's path (see `org::checkpointer`);
+    /// by SQLite in a commit only when the log has grown very long.
     Background,
 }
 
@@ -68,7 +69,9 @@ pub(crate) async fn open_pool(
         .pragma("temp_store", "memory");
     let options = match checkpoints {
         Checkpoints::OnCommit => options,
-        Checkpoints::Background => options.pragma("wal_autocheckpoint", "0"),
+        // The commit still copies the log back once it is very long (about 400 MB), should
+        // the background checkpointer ever not run.
+        Checkpoints::Background => options.pragma("wal_autocheckpoint", "100000"),
     };
     SqlitePoolOptions::new()
         .max_connections(max_connections)

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, json};
+use common::{ACME_ADMIN, BETA_ADMIN, TestServer, error, id_in, json};
 use crmsync_model::{EntityName, OrgName};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -250,15 +250,6 @@ async fn create_account(s: &TestServer, name: &str) -> String {
         .unwrap();
     assert_eq!(r.status(), 204);
     id_in(r.headers()["odata-entityid"].to_str().unwrap())
-}
-
-fn id_in(entity_id: &str) -> String {
-    entity_id
-        .rsplit('(')
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_owned()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{ACME_ADMIN, TestServer, error, json};
+use common::{ACME_ADMIN, TestServer, created_id, error, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -86,15 +86,7 @@ async fn tracked_read_pages_all_records_then_delta_returns_changes_and_deletes()
             .send()
             .await
             .unwrap();
-        let header = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-        created.push(
-            header
-                .rsplit('(')
-                .next()
-                .unwrap()
-                .trim_end_matches(')')
-                .to_owned(),
-        );
+        created.push(created_id(&r));
     }
     let mut existing = ids(&entries).into_iter();
     let (updated, deleted) = (existing.next().unwrap(), existing.next().unwrap());

@@ -2,19 +2,9 @@
 
 use crate::common;
 
-use common::{ACME_ADMIN, TestServer, error, json};
+use common::{ACME_ADMIN, TestServer, created_id, error, json};
 use reqwest::Method;
 use serde_json::json;
-
-fn id_from_entity_id(r: &reqwest::Response) -> String {
-    let header = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-    header
-        .rsplit('(')
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_owned()
-}
 
 #[tokio::test]
 async fn records_round_trip_through_create_read_update_delete() {
@@ -27,7 +17,7 @@ async fn records_round_trip_through_create_read_update_delete() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let parent_id = id_from_entity_id(&r);
+    let parent_id = created_id(&r);
     assert!(
         r.headers()["odata-entityid"]
             .to_str()
@@ -184,7 +174,7 @@ async fn patch_is_an_upsert_steered_by_if_match_and_if_none_match() {
         .send()
         .await
         .unwrap();
-    assert_eq!(id_from_entity_id(&r), own.to_string());
+    assert_eq!(created_id(&r), own.to_string());
     let r = s
         .send(Method::POST, "acme", "accounts", ACME_ADMIN)
         .json(&json!({"accountid": own, "name": "mine"}))

@@ -10,7 +10,7 @@ use crate::proxy;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{ACME_ADMIN, TestServer, error, json};
+use common::{ACME_ADMIN, TestServer, created_id, error, json};
 use crmsync_model::{EntityName, MetadataChange, OrgName};
 use crmsync_server::ServerConfig;
 use proxy::Proxy;
@@ -183,13 +183,29 @@ impl Pair {
             .client_write(reqwest::Method::POST, "accounts", Some(json!({ "name": name })))
             .await;
         assert_eq!(r.status(), 204);
-        let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-        entity_id
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .to_owned()
+        created_id(&r)
+    }
+
+    /// Runs the client's upload phase alone, in rounds of two (two out at once) with
+    /// retries 1 ms apart: the queue is read over several pages and each round is prepared
+    /// while the one before it is sent.
+    async fn upload_in_rounds_of_two(
+        &self,
+    ) -> (
+        Result<crmsync_sync::upload::UploadFigures, crmsync_sync::SyncError>,
+        crmsync_sync::RunLog,
+    ) {
+        let org = OrgName::parse("field").unwrap();
+        let field = self.client.catalog.open_org(&org).await.unwrap();
+        let conn = crmsync_sync::Connection::load(&*field).await.unwrap().unwrap();
+        let connector = crmsync_connectors::for_connection(&org, &conn, &KEY).unwrap();
+        let mut upload =
+            crmsync_sync::upload::Upload::new(&*field, &*connector, crmsync_sync::ConflictPolicy::ClientWins);
+        upload.batch = 2;
+        upload.backoff = Duration::from_millis(1);
+        let mut log = crmsync_sync::RunLog::start(crmsync_sync::Trigger::Manual);
+        let result = upload.run(&mut log).await;
+        (result, log)
     }
 
     async fn server_write(&self, method: reqwest::Method, path: &str, body: Value) {
@@ -475,16 +491,8 @@ async fn small_rounds_keep_each_records_order_and_a_failure_holds_back_only_its_
         assert_eq!(r.status(), 204);
     }
 
-    // Rounds of two: the queue is read over several pages, and each round is prepared while
-    // the one before it is sent.
-    let conn = crmsync_sync::Connection::load(&*field).await.unwrap().unwrap();
-    let connector = crmsync_connectors::for_connection(&org, &conn, &KEY).unwrap();
-    let mut upload =
-        crmsync_sync::upload::Upload::new(&*field, &*connector, crmsync_sync::ConflictPolicy::ClientWins);
-    upload.batch = 2;
-    upload.backoff = Duration::from_millis(1);
-    let mut log = crmsync_sync::RunLog::start(crmsync_sync::Trigger::Manual);
-    let figures = upload.run(&mut log).await.unwrap();
+    let (figures, log) = p.upload_in_rounds_of_two().await;
+    let figures = figures.unwrap();
     assert_eq!(
         (figures.processed, figures.errors, figures.pending),
         (7, 1, 1),
@@ -530,16 +538,7 @@ async fn a_round_that_cannot_reach_the_server_keeps_what_the_round_beside_it_lea
     // server applies it every time it is sent), so its sending fails while the first and
     // third rounds are answered.
     *p.proxy.faults.lose_answers_to.lock().unwrap() = Some(b"Unreachable".to_vec());
-    let org = OrgName::parse("field").unwrap();
-    let field = p.client.catalog.open_org(&org).await.unwrap();
-    let conn = crmsync_sync::Connection::load(&*field).await.unwrap().unwrap();
-    let connector = crmsync_connectors::for_connection(&org, &conn, &KEY).unwrap();
-    let mut upload =
-        crmsync_sync::upload::Upload::new(&*field, &*connector, crmsync_sync::ConflictPolicy::ClientWins);
-    upload.batch = 2;
-    upload.backoff = Duration::from_millis(1);
-    let mut log = crmsync_sync::RunLog::start(crmsync_sync::Trigger::Manual);
-    let stopped = upload.run(&mut log).await;
+    let (stopped, _) = p.upload_in_rounds_of_two().await;
     assert!(stopped.is_err(), "{stopped:?}");
     assert!(p.proxy.faults.lost.load(Ordering::SeqCst) >= 1);
     let status_of = |list: &[Value], id: &str| list.iter().any(|t| t["recordId"] == json!(id));
@@ -770,13 +769,7 @@ async fn immediate_writes_reach_the_server_first_or_are_not_stored() {
         )
         .await;
     assert_eq!(r.status(), 204);
-    let entity_id = r.headers()["odata-entityid"].to_str().unwrap().to_owned();
-    let id = entity_id
-        .rsplit('(')
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_owned();
+    let id = created_id(&r);
     // Same id on both sides, and no transaction.
     assert_eq!(
         name_on(p.server_get(&format!("accounts({id})")).await)

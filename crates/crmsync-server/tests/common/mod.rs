@@ -154,6 +154,21 @@ pub async fn wait_job(s: &TestServer, location: &str, who: (&str, &str)) -> serd
     panic!("job {location} did not end");
 }
 
+/// The record id of an `OData-EntityId` header (`…/accounts(<id>)`).
+pub fn id_in(entity_id: &str) -> String {
+    entity_id
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned()
+}
+
+/// The record id of a create's answer, from its `OData-EntityId` header.
+pub fn created_id(r: &reqwest::Response) -> String {
+    id_in(r.headers()["odata-entityid"].to_str().unwrap())
+}
+
 pub async fn json(response: reqwest::Response) -> serde_json::Value {
     let status = response.status();
     let text = response.text().await.unwrap();

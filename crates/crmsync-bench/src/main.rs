@@ -10,6 +10,7 @@
 //! - `upload`: offline transactions uploaded over loopback HTTP versus the same changes applied
 //!   straight to the server's store.
 
+mod processes;
 mod raw_postgres;
 mod raw_sqlite;
 mod serve;
@@ -44,10 +45,10 @@ enum Bench {
     Upload(upload::UploadBench),
     /// Serves a data directory on a loopback port (the server process of `sync`).
     #[command(hide = true)]
-    ServeCatalog(sync::ServeCatalog),
+    ServeCatalog(processes::ServeCatalog),
     /// Runs the initial sync of a client org (the client process of `sync`).
     #[command(hide = true)]
-    SyncClient(sync::SyncClient),
+    SyncClient(processes::SyncClient),
 }
 
 fn main() -> anyhow::Result<()> {

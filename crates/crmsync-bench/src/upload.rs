@@ -20,7 +20,7 @@ use crmsync_sync::transactions::{self, ClientChange, Operation};
 use crmsync_sync::upload::Upload;
 use crmsync_sync::{BackendType, ConflictPolicy, Connection, RunLog, Trigger};
 
-use crate::sync::cpu_seconds;
+use crate::processes::cpu_seconds;
 
 #[derive(clap::Args)]
 pub struct UploadBench {

@@ -32,6 +32,20 @@ fn bind<'q>(
     }
 }
 
+/// Copies the write-ahead log of the database at `path` back into it and empties the log, then
+/// has the system write its dirty pages out: what one measurement wrote is not copied or
+/// flushed while the next one runs.
+pub async fn settle(path: &Path) -> anyhow::Result<()> {
+    let options = SqliteConnectOptions::from_str("sqlite://")?.filename(path);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    tokio::process::Command::new("sync").status().await?;
+    Ok(())
+}
+
 /// Writes every account of `generator` into the `account` table of the database at `path`;
 /// returns the time spent writing (generation excluded).
 pub async fn upsert_all(path: &Path, generator: &SampleGenerator) -> anyhow::Result<Duration> {

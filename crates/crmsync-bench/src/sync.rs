@@ -105,6 +105,8 @@ impl SyncBench {
             }
         }
         let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(dir.path()).await?);
+        // Each measurement starts with the logs of the ones before copied back and on disk.
+        raw_sqlite::settle(&SqliteCatalog::open(dir.path()).await?.org_path(&server_org)).await?;
         println!(
             "sync benchmark: {} accounts, server -> client over loopback HTTP, server on SQLite in {}",
             self.records,
@@ -121,6 +123,7 @@ impl SyncBench {
             &generator,
         )
         .await?;
+        raw_sqlite::settle(&sqlite.org_path(&raw_org)).await?;
         let mut legs = vec![
             self.initial(
                 &server_process,

@@ -8,6 +8,7 @@ use common::fast_retries;
 use crmsync_connectors::{Backend, Credentials, DataverseConfig, DataverseConnector, Secret};
 use crmsync_model::{AttributeType, RecordId, Value};
 use crmsync_sync::{Connector, Continuation, ReadPosition};
+use futures::StreamExt;
 use serde_json::{Value as Json, json};
 use wiremock::matchers::{header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -223,5 +224,114 @@ async fn a_dataverse_delta_page_maps_records_deletes_and_the_token() {
     assert_eq!(
         read.headers.get("prefer").unwrap().to_str().unwrap(),
         "odata.track-changes,odata.maxpagesize=500,odata.include-annotations=\"Microsoft.Dynamics.CRM.lookuplogicalname\""
+    );
+}
+
+#[tokio::test]
+async fn change_pages_read_ahead_and_follow_the_link_each_page_gives() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    mount_metadata(&server).await;
+    let c = connector(&server);
+    let account = c.entities().await.unwrap().remove(0);
+    let ids: Vec<RecordId> = (0..4).map(|_| RecordId::new_random()).collect();
+    let api = format!("{}/api/data/v9.2", server.uri());
+    let record = |id: &RecordId, extra: &str| format!(r#"{{"accountid":"{id}","name":"n {id}"{extra}}}"#);
+    // The first page names its next link before its records, and one record carries a
+    // member of the same name: the link picked out of the body before decoding is the wrong
+    // one, and the page read from it must not be used.
+    let decoy = format!(r#","extra":{{"@odata.nextLink":"{api}/accounts?$skiptoken=decoy"}}"#);
+    let pages = [
+        (
+            "$deltatoken",
+            "start",
+            format!(
+                r#"{{"@odata.nextLink":"{api}/accounts?$skiptoken=two","value":[{},{}]}}"#,
+                record(&ids[0], ""),
+                record(&ids[1], &decoy)
+            ),
+        ),
+        (
+            "$skiptoken",
+            "two",
+            format!(
+                r#"{{"value":[{}],"@odata.nextLink":"{api}/accounts?$skiptoken=three"}}"#,
+                record(&ids[2], "")
+            ),
+        ),
+        (
+            "$skiptoken",
+            "three",
+            format!(
+                r#"{{"value":[{}],"@odata.deltaLink":"{api}/accounts?$deltatoken=end"}}"#,
+                record(&ids[3], "")
+            ),
+        ),
+        (
+            "$skiptoken",
+            "decoy",
+            r#"{"value":[],"@odata.deltaLink":"https://elsewhere.example/"}"#.to_owned(),
+        ),
+    ];
+    for (param, value, body) in pages {
+        Mock::given(method("GET"))
+            .and(path("/api/data/v9.2/accounts"))
+            .and(query_param(param, value))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .mount(&server)
+            .await;
+    }
+    let sizes = crmsync_sync::PageSizes { first: 2, max: 3 };
+    let read: Vec<_> = c
+        .change_pages(&account, &[], ReadPosition::Delta("start".into()), sizes)
+        .collect()
+        .await;
+    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    let got: Vec<Vec<RecordId>> = read
+        .iter()
+        .map(|p| {
+            p.upserts
+                .iter()
+                .flat_map(|b| b.rows.iter().map(|(id, _)| *id))
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, vec![ids[..2].to_vec(), vec![ids[2]], vec![ids[3]]]);
+    assert_eq!(read[2].next, Continuation::Done("end".into()));
+
+    let received = server.received_requests().await.unwrap();
+    let reads: Vec<(String, String)> = received
+        .iter()
+        .filter(|r| r.url.path() == "/api/data/v9.2/accounts")
+        .map(|r| {
+            let prefer = r.headers.get("prefer").unwrap().to_str().unwrap();
+            let size = prefer
+                .split(',')
+                .find_map(|p| p.strip_prefix("odata.maxpagesize="))
+                .unwrap()
+                .to_owned();
+            (r.url.query().unwrap_or_default().to_owned(), size)
+        })
+        .collect();
+    let query = |q: &str| reads.iter().filter(|(r, _)| r.contains(q)).collect::<Vec<_>>();
+    assert_eq!(
+        query("decoy").len(),
+        1,
+        "the decoy was read ahead once: {reads:?}"
+    );
+    assert_eq!(query("skiptoken=two").len(), 1, "{reads:?}");
+    assert_eq!(
+        query("skiptoken=three").len(),
+        1,
+        "read ahead, not again: {reads:?}"
+    );
+    let sizes: Vec<&str> = ["start", "two", "three"]
+        .iter()
+        .map(|q| query(q)[0].1.as_str())
+        .collect();
+    assert_eq!(
+        sizes,
+        ["2", "3", "3"],
+        "each page asks for twice the one before, up to the most"
     );
 }

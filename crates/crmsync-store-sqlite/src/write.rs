@@ -1,6 +1,7 @@
 //! Applying write sets: one `BEGIN IMMEDIATE` transaction, one version allocation.
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,11 +16,10 @@ use crate::SqliteOrg;
 use crate::bind::{bind, db_err};
 use crate::catalog::{BULK_CACHE_KIB, CACHE_KIB};
 
-/// One upsert op of a write set, checked and coerced.
+/// One upsert op of a write set.
 struct Upsert<'a> {
     entity: &'a EntityMetadata,
-    batch: &'a RecordBatch,
-    layout: &'a WriteLayout,
+    batch: &'a mut RecordBatch,
     mode: UpsertMode,
     count_created: bool,
 }
@@ -52,6 +52,9 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 impl SqliteOrg {
+    /// Writes an upsert op in multi-row statements. Each statement's rows are checked and
+    /// coerced, and its values bound, while the statement before runs on the connection's
+    /// worker (a row that fails stops the op, and its transaction is rolled back).
     async fn upsert(
         &self,
         conn: &mut SqliteConnection,
@@ -62,24 +65,27 @@ impl SqliteOrg {
         let Upsert {
             entity,
             batch,
-            layout,
             mode,
             count_created,
         } = job;
+        let layout = WriteLayout::new(entity, &batch.columns)?;
+        if mode == UpsertMode::UpdateOnly {
+            sql::coerce_rows(&layout, &batch.columns, &mut batch.rows)?;
+            return self.update(conn, entity, batch, &layout, versions, outcome).await;
+        }
         let table = entity.logical_name.as_str();
         let pk = entity.primary_id_attribute.as_str();
         let now = now();
-        if mode == UpsertMode::UpdateOnly {
-            return self.update(conn, entity, batch, layout, versions, outcome).await;
-        }
-        let slots = sql::write_slots(layout);
+        let RecordBatch { columns, rows } = batch;
+        let slots = sql::write_slots(&layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
-        let build = |chunk: &[(RecordId, Vec<Value>)], versions: &mut Versions| {
+        let build = |chunk: &mut [(RecordId, Vec<Value>)], versions: &mut Versions| {
+            sql::coerce_rows(&layout, columns, chunk)?;
             let statement = sql::upsert_rows(
                 &self.names,
                 table,
                 pk,
-                layout,
+                &layout,
                 chunk.len(),
                 mode == UpsertMode::Upsert,
             );
@@ -87,21 +93,27 @@ impl SqliteOrg {
             for p in sql::rows_params(chunk, &slots, versions, now) {
                 q = bind(q, p);
             }
-            q
+            StoreResult::Ok(q)
         };
-        let mut chunks = batch.rows.chunks(per_statement).peekable();
-        let mut next = chunks.peek().map(|chunk| build(chunk, versions));
+        let chunks: Vec<Range<usize>> = (0..rows.len())
+            .step_by(per_statement)
+            .map(|start| start..(start + per_statement).min(rows.len()))
+            .collect();
         // Counting what an upsert created: by the rowids it took (below), or by looking up
         // which of its ids exist.
-        let mut last_rowid = match (count_created, mode) {
+        let before = match (count_created, mode) {
             (true, UpsertMode::Upsert) => self.last_rowid(conn, table).await?,
             _ => None,
         };
-        while let Some(chunk) = chunks.next() {
+        let by_lookup = mode == UpsertMode::CreateOnly || (count_created && before.is_none());
+        let mut next = match chunks.first() {
+            Some(first) => Some(build(&mut rows[first.clone()], versions)?),
+            None => None,
+        };
+        for (k, chunk) in chunks.iter().enumerate() {
             let q = next.take().expect("each statement is built before its turn");
-            let by_lookup = mode == UpsertMode::CreateOnly || (count_created && last_rowid.is_none());
             if by_lookup {
-                let ids: Vec<RecordId> = chunk.iter().map(|(id, _)| *id).collect();
+                let ids: Vec<RecordId> = rows[chunk.clone()].iter().map(|(id, _)| *id).collect();
                 let existing = self.existing_ids(conn, entity, &ids).await?;
                 if mode == UpsertMode::CreateOnly
                     && let Some(id) = ids.iter().find(|id| existing.contains(id))
@@ -114,24 +126,30 @@ impl SqliteOrg {
                 outcome.created += (chunk.len() - existing.len()) as u64;
                 outcome.updated += existing.len() as u64;
             }
-            next = ahead(
-                q.execute(&mut *conn),
-                chunks.peek().map(|c| || build(c, versions)),
-            )
-            .await
-            .map_err(db_err)?;
-            if let Some(before) = last_rowid.filter(|_| !by_lookup) {
+            let following = chunks.get(k + 1).map(|c| {
+                let (chunk, versions) = (&mut rows[c.clone()], &mut *versions);
+                || build(chunk, versions)
+            });
+            next = ahead(q.execute(&mut *conn), following)
+                .await
+                .map_err(db_err)?
+                .transpose()?;
+        }
+        if by_lookup {
+            return Ok(());
+        }
+        let total = rows.len() as u64;
+        match before {
+            Some(before) => {
                 // A new row takes the rowid after the table's largest (no rowid is ever given
-                // explicitly), an updated one keeps its own: the rows created are the rowids
-                // the statement added.
+                // explicitly, and nothing is deleted meanwhile), an updated one keeps its own:
+                // the rows created are the rowids the statements added.
                 let after = self.last_rowid(conn, table).await?.unwrap_or(before);
-                let created = u64::try_from(after - before).unwrap_or(0).min(chunk.len() as u64);
+                let created = u64::try_from(after - before).unwrap_or(0).min(total);
                 outcome.created += created;
-                outcome.updated += chunk.len() as u64 - created;
-                last_rowid = Some(after);
-            } else if !by_lookup {
-                outcome.updated += chunk.len() as u64;
+                outcome.updated += total - created;
             }
+            None => outcome.updated += total,
         }
         Ok(())
     }
@@ -342,11 +360,9 @@ impl SqliteOrg {
             match op {
                 WriteOp::Upsert { entity, batch, mode } => {
                     let meta = schema.entity(entity.as_str())?;
-                    let layout = sql::prepare_upsert(meta, batch)?;
                     let job = Upsert {
                         entity: meta,
                         batch,
-                        layout: &layout,
                         mode: *mode,
                         count_created: set.count_created,
                     };

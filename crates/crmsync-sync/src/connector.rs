@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordBatch, RecordId, Value};
 use crmsync_query::Query;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::SyncError;
 
@@ -39,6 +41,20 @@ pub enum Continuation {
     More(String),
     /// The read is complete; this token starts the next one.
     Done(String),
+}
+
+/// The page sizes of a change-tracking read (see [`Connector::change_pages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSizes {
+    pub first: usize,
+    pub max: usize,
+}
+
+impl PageSizes {
+    /// The size of the page after one of `size` rows.
+    pub fn after(&self, size: usize) -> usize {
+        size.saturating_mul(2).min(self.max).max(1)
+    }
 }
 
 /// One page of a change-tracking read.
@@ -131,6 +147,33 @@ pub trait Connector: Send + Sync {
         position: &ReadPosition,
         page_size: usize,
     ) -> Result<ChangesPage, SyncError>;
+
+    /// The pages of a change-tracking read of `entity` from `from` on, each as
+    /// [`Connector::changes`] reads it: the first asks for `sizes.first` rows, each next one
+    /// for twice as many as the one before, up to `sizes.max`. The stream ends after the page
+    /// with the token, or after an error. A connector may read a page while it decodes the
+    /// one before; nothing is read past the page the caller is decoding or holding.
+    fn change_pages<'a>(
+        &'a self,
+        entity: &'a EntityMetadata,
+        columns: &'a [AttributeName],
+        from: ReadPosition,
+        sizes: PageSizes,
+    ) -> BoxStream<'a, Result<ChangesPage, SyncError>> {
+        futures::stream::unfold(Some((from, sizes.first)), move |read| async move {
+            let (position, size) = read?;
+            let page = self.changes(entity, columns, &position, size).await;
+            let next = match &page {
+                Ok(ChangesPage {
+                    next: Continuation::More(link),
+                    ..
+                }) => Some((ReadPosition::Next(link.clone()), sizes.after(size))),
+                _ => None,
+            };
+            Some((page, next))
+        })
+        .boxed()
+    }
 
     /// One page of a FetchXML query (`query.page`, `query.count` and `query.paging_cookie`
     /// choose the page).

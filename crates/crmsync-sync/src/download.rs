@@ -28,9 +28,11 @@ use chrono::{DateTime, Utc};
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordBatch, RecordId, Value};
 use crmsync_query::{Columns, Condition, Filter, Operator, Query};
 use crmsync_store::{BulkWrite, DeleteMode, ListRequest, OrgStore, UpsertMode, WriteOutcome, WriteSet};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use crate::log::{EntityFigures, Level, RunLog};
-use crate::{ChangesPage, Connector, Continuation, ReadPosition, SyncError};
+use crate::{ChangesPage, Connector, Continuation, PageSizes, ReadPosition, SyncError};
 
 /// Ids per membership query (a FetchXML `in` condition).
 pub(crate) const IDS_PER_QUERY: usize = 500;
@@ -259,10 +261,10 @@ impl EntitySync<'_> {
             .clone()
             .map(ReadPosition::Delta)
             .unwrap_or(ReadPosition::Initial);
-        let page = match self.state("resume").await? {
-            None => self.read(&initial, self.first_page()).await?,
-            Some(link) => match self.read(&ReadPosition::Next(link), self.first_page()).await {
-                Err(e) if !e.is_retryable() => {
+        let (mut pages, first) = match self.state("resume").await? {
+            None => self.first_page_of(initial).await,
+            Some(link) => match self.first_page_of(ReadPosition::Next(link)).await {
+                (_, Err(e)) if !e.is_retryable() => {
                     // The saved next page is no longer valid: start the read again.
                     log.message(
                         Level::Warning,
@@ -275,44 +277,39 @@ impl EntitySync<'_> {
                         vec![(state_key(self.name(), "resume"), None)],
                     );
                     self.store.write(set).await?;
-                    self.read(&initial, self.first_page()).await?
+                    self.first_page_of(initial).await
                 }
-                other => other?,
+                other => other,
             },
         };
+        let first = first?;
         // The reader reads and admits pages ahead while the writer writes the ones before;
         // at most `PAGES_AHEAD` wait between them. When the writer stops (done or failed),
         // the reader stops with the page it is reading.
-        let (ahead, mut pages) =
+        let (ahead, mut received) =
             tokio::sync::mpsc::channel::<Result<(Pending, Continuation), SyncError>>(PAGES_AHEAD);
         let reader = async move {
-            let mut page = Ok(page);
-            let mut size = self.first_page();
-            loop {
-                let admitted = match page {
+            let mut page = Some(Ok(first));
+            while let Some(read) = page {
+                let admitted = match read {
                     Ok(page) => {
                         let next = page.next.clone();
                         self.admit(page).await.map(|pending| (pending, next))
                     }
                     Err(e) => Err(e),
                 };
-                let link = match &admitted {
-                    Ok((_, Continuation::More(link))) => Some(link.clone()),
-                    _ => None,
-                };
-                if ahead.send(admitted).await.is_err() {
+                let more = matches!(admitted, Ok((_, Continuation::More(_))));
+                if ahead.send(admitted).await.is_err() || !more {
                     return;
                 }
-                let Some(link) = link else { return };
-                size = (size * 2).min(self.page_size);
-                page = self.read(&ReadPosition::Next(link), size).await;
+                page = pages.next().await;
             }
         };
         // The writer owns the receiving end: when it stops, the reader's next send fails and
         // the reader stops too (a reader left waiting to send would keep `join!` waiting).
         let writer = async move {
             let mut batch: Option<Batch<'_>> = None;
-            while let Some(admitted) = pages.recv().await {
+            while let Some(admitted) = received.recv().await {
                 let (mut pending, next) = admitted?;
                 self.protect(&mut pending, log);
                 let size = pending.len();
@@ -360,16 +357,35 @@ impl EntitySync<'_> {
         written
     }
 
-    /// Rows asked for in the first page of a read: each later page asks for twice as many as
-    /// the one before, up to `page_size`, so the writer starts on a small first page instead
-    /// of waiting for a full one (an incremental sync of a few thousand changes is mostly
-    /// that wait).
-    fn first_page(&self) -> usize {
-        FIRST_PAGE.min(self.page_size).max(1)
+    /// The page sizes of a read: the first page asks for [`FIRST_PAGE`] rows and each later
+    /// one for twice as many as the one before, up to `page_size`, so the writer starts on a
+    /// small first page instead of waiting for a full one (an incremental sync of a few
+    /// thousand changes is mostly that wait).
+    fn page_sizes(&self) -> PageSizes {
+        PageSizes {
+            first: FIRST_PAGE.min(self.page_size).max(1),
+            max: self.page_size.max(1),
+        }
     }
 
-    async fn read(&self, position: &ReadPosition, size: usize) -> Result<ChangesPage, SyncError> {
-        self.connector.changes(self.server, &[], position, size).await
+    /// The pages of a read from `position`, and its first page.
+    async fn first_page_of(
+        &self,
+        position: ReadPosition,
+    ) -> (
+        BoxStream<'_, Result<ChangesPage, SyncError>>,
+        Result<ChangesPage, SyncError>,
+    ) {
+        let mut pages = self
+            .connector
+            .change_pages(self.server, &[], position, self.page_sizes());
+        let first = pages.next().await.unwrap_or_else(|| {
+            Err(SyncError::Protocol(format!(
+                "the changes of '{}' ended without a page",
+                self.name()
+            )))
+        });
+        (pages, first)
     }
 
     /// Commits an open batch and reports what it wrote.

@@ -22,8 +22,8 @@ pub mod upload;
 
 pub use connection::{BackendType, CONNECTION_KEY, Connection, DYNAMICS_PROVIDER_ID, SealedSecret};
 pub use connector::{
-    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, ServerWrite, WriteAction,
-    WriteFailure, WriteResults,
+    ChangesPage, Connector, Continuation, FetchPage, PageSizes, ReadPosition, ServerIdentity, ServerWrite,
+    WriteAction, WriteFailure, WriteResults,
 };
 pub use error::SyncError;
 pub use local::LocalConnector;

@@ -22,9 +22,10 @@ use async_trait::async_trait;
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, OptionSet, RecordId};
 use crmsync_query::{Query, to_fetchxml};
 use crmsync_sync::{
-    ChangesPage, Connector, Continuation, FetchPage, ReadPosition, ServerIdentity, ServerWrite, SyncError,
-    WriteResults,
+    ChangesPage, Connector, Continuation, FetchPage, PageSizes, ReadPosition, ServerIdentity, ServerWrite,
+    SyncError, WriteResults,
 };
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
@@ -163,6 +164,62 @@ impl DataverseConnector {
         }
         Ok(sets)
     }
+
+    /// The body of one change-tracking page.
+    async fn change_body(
+        &self,
+        entity: &EntityMetadata,
+        columns: &[AttributeName],
+        position: &ReadPosition,
+        page_size: usize,
+    ) -> Result<Vec<u8>, SyncError> {
+        let select = mapping::select_list(entity, columns)?;
+        let mut query: Vec<(&str, &str)> = select.iter().map(|s| ("$select", s.as_str())).collect();
+        let url = match position {
+            ReadPosition::Initial => self.url(&entity.entity_set_name, &query)?,
+            ReadPosition::Delta(token) => {
+                query.push(("$deltatoken", token));
+                self.url(&entity.entity_set_name, &query)?
+            }
+            ReadPosition::Next(link) => self.server_link(link)?,
+        };
+        let prefer = format!(
+            "odata.track-changes,odata.maxpagesize={},odata.include-annotations=\"{LOOKUP_NAME}\"",
+            page_size.max(1)
+        );
+        self.transport.get(&url, Some(&prefer)).await
+    }
+
+    /// A change-tracking page from its body.
+    async fn change_page(&self, entity: &EntityMetadata, body: Vec<u8>) -> Result<ChangesPage, SyncError> {
+        let page = decode_off_thread(entity, body).await?;
+        let next = if let Some(next) = page.next_link {
+            self.server_link(&next)?;
+            Continuation::More(next)
+        } else if let Some(delta) = page.delta_link {
+            let token = delta_token(&self.server_link(&delta)?)
+                .ok_or_else(|| SyncError::Protocol(format!("the delta link has no $deltatoken: {delta}")))?;
+            Continuation::Done(token)
+        } else {
+            return Err(SyncError::Protocol(format!(
+                "a change-tracking page of '{}' has neither a next link nor a delta link",
+                entity.entity_set_name
+            )));
+        };
+        let (upserts, deletes) = (page.records, page.deletes);
+        tracing::debug!(
+            entity = %entity.logical_name,
+            upserts = upserts.iter().map(|b| b.len()).sum::<usize>(),
+            deletes = deletes.len(),
+            more = matches!(next, Continuation::More(_)),
+            "change-tracking page read"
+        );
+        Ok(ChangesPage {
+            upserts,
+            deletes,
+            next,
+        })
+    }
 }
 
 fn values(json: &Json) -> Result<&[Json], SyncError> {
@@ -179,7 +236,6 @@ fn guid(json: &Json, key: &str) -> Result<RecordId, SyncError> {
         .ok_or_else(|| SyncError::Protocol(format!("WhoAmI answered without a valid {key}")))
 }
 
-/// The `$deltatoken` of a delta link, decoded.
 /// Bodies from this size on are decoded on a blocking thread.
 const DECODE_OFF_THREAD: usize = 256 * 1024;
 
@@ -198,6 +254,7 @@ async fn decode_off_thread(entity: &EntityMetadata, body: Vec<u8>) -> Result<dec
     }
 }
 
+/// The `$deltatoken` of a delta link, decoded.
 fn delta_token(link: &Url) -> Option<String> {
     link.query_pairs()
         .find(|(k, _)| k.eq_ignore_ascii_case("$deltatoken"))
@@ -247,48 +304,60 @@ impl Connector for DataverseConnector {
         position: &ReadPosition,
         page_size: usize,
     ) -> Result<ChangesPage, SyncError> {
-        let select = mapping::select_list(entity, columns)?;
-        let mut query: Vec<(&str, &str)> = select.iter().map(|s| ("$select", s.as_str())).collect();
-        let url = match position {
-            ReadPosition::Initial => self.url(&entity.entity_set_name, &query)?,
-            ReadPosition::Delta(token) => {
-                query.push(("$deltatoken", token));
-                self.url(&entity.entity_set_name, &query)?
-            }
-            ReadPosition::Next(link) => self.server_link(link)?,
-        };
-        let prefer = format!(
-            "odata.track-changes,odata.maxpagesize={},odata.include-annotations=\"{LOOKUP_NAME}\"",
-            page_size.max(1)
-        );
-        let body = self.transport.get(&url, Some(&prefer)).await?;
-        let page = decode_off_thread(entity, body).await?;
-        let next = if let Some(next) = page.next_link {
-            self.server_link(&next)?;
-            Continuation::More(next)
-        } else if let Some(delta) = page.delta_link {
-            let token = delta_token(&self.server_link(&delta)?)
-                .ok_or_else(|| SyncError::Protocol(format!("the delta link has no $deltatoken: {delta}")))?;
-            Continuation::Done(token)
-        } else {
-            return Err(SyncError::Protocol(format!(
-                "a change-tracking page of '{}' has neither a next link nor a delta link",
-                entity.entity_set_name
-            )));
-        };
-        let (upserts, deletes) = (page.records, page.deletes);
-        tracing::debug!(
-            entity = %entity.logical_name,
-            upserts = upserts.iter().map(|b| b.len()).sum::<usize>(),
-            deletes = deletes.len(),
-            more = matches!(next, Continuation::More(_)),
-            "change-tracking page read"
-        );
-        Ok(ChangesPage {
-            upserts,
-            deletes,
-            next,
+        let body = self.change_body(entity, columns, position, page_size).await?;
+        self.change_page(entity, body).await
+    }
+
+    /// Reads each next page while the one before is decoded: the link to it is picked out of
+    /// the body before the body is decoded, and checked against the decoded page's (a page
+    /// read from a link the page does not give is dropped, and the given one read).
+    fn change_pages<'a>(
+        &'a self,
+        entity: &'a EntityMetadata,
+        columns: &'a [AttributeName],
+        from: ReadPosition,
+        sizes: PageSizes,
+    ) -> BoxStream<'a, Result<ChangesPage, SyncError>> {
+        enum Read {
+            From(ReadPosition, usize),
+            Fetched(Result<Vec<u8>, SyncError>, usize),
+        }
+        futures::stream::unfold(Some(Read::From(from, sizes.first)), move |read| async move {
+            let (body, size) = match read? {
+                Read::From(position, size) => {
+                    (self.change_body(entity, columns, &position, size).await, size)
+                }
+                Read::Fetched(body, size) => (body, size),
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let size = sizes.after(size);
+            let link = decode::next_link_hint(&body);
+            let following = async {
+                match &link {
+                    Some(link) => Some(
+                        self.change_body(entity, columns, &ReadPosition::Next(link.clone()), size)
+                            .await,
+                    ),
+                    None => None,
+                }
+            };
+            let (page, following) = tokio::join!(self.change_page(entity, body), following);
+            let next = match &page {
+                Ok(ChangesPage {
+                    next: Continuation::More(next),
+                    ..
+                }) => Some(match following {
+                    Some(body) if link.as_ref() == Some(next) => Read::Fetched(body, size),
+                    _ => Read::From(ReadPosition::Next(next.clone()), size),
+                }),
+                _ => None,
+            };
+            Some((page, next))
         })
+        .boxed()
     }
 
     async fn fetch(&self, entity: &EntityMetadata, query: &Query) -> Result<FetchPage, SyncError> {

@@ -23,6 +23,7 @@ use crmsync_model::{
 };
 use crmsync_sync::SyncError;
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::mapping::LOOKUP_NAME;
@@ -38,6 +39,26 @@ pub struct Page {
     pub more_records: bool,
     /// `@Microsoft.Dynamics.CRM.fetchxmlpagingcookie`, as sent.
     pub paging_cookie: Option<String>,
+}
+
+/// Bytes at the end of a body searched by [`next_link_hint`].
+const LINK_HINT_TAIL: usize = 64 * 1024;
+
+/// The page's `@odata.nextLink`, picked out of the body without decoding it: the last
+/// `"@odata.nextLink":` member near the end (where the Web API writes it) that follows a `,`
+/// or `{` (a quote inside a JSON string is escaped, so these never come before one there). A
+/// hint, for reading the next page while this one decodes: the decoded page says which link
+/// is right.
+pub fn next_link_hint(body: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"@odata.nextLink\"";
+    let from = body.len().saturating_sub(LINK_HINT_TAIL);
+    let at = from + body[from..].windows(KEY.len()).rposition(|w| w == KEY)?;
+    if at == 0 || !matches!(body[at - 1], b',' | b'{') {
+        return None;
+    }
+    let rest = body[at + KEY.len()..].trim_ascii_start().strip_prefix(b":")?;
+    let mut de = serde_json::Deserializer::from_slice(rest.trim_ascii_start());
+    String::deserialize(&mut de).ok()
 }
 
 /// Decodes a page of `entity` from a response body.

@@ -326,3 +326,27 @@ fn paging_cookie_is_decoded_twice_from_the_annotation() {
         None
     );
 }
+
+#[test]
+fn the_next_link_is_picked_out_of_a_body_without_decoding_it() {
+    let hint = |body: &str| decode::next_link_hint(body.as_bytes());
+    assert_eq!(
+        hint(r#"{"value":[{"a":"x"}],"@odata.nextLink":"https://x/next?a=1"}"#).as_deref(),
+        Some("https://x/next?a=1")
+    );
+    assert_eq!(
+        hint(r#"{"@odata.nextLink" : "https://x/n\/2","value":[]}"#).as_deref(),
+        Some("https://x/n/2"),
+        "first member, spaces and escapes"
+    );
+    // Inside a string the quotes are escaped: the text is not a member.
+    assert_eq!(
+        hint(
+            r#"{"value":[{"note":",\"@odata.nextLink\":\"https://x/no\""}],"@odata.deltaLink":"https://x/d"}"#
+        ),
+        None
+    );
+    assert_eq!(hint(r#"{"value":[],"@odata.deltaLink":"https://x/d"}"#), None);
+    assert_eq!(hint(r#"{"value":[],"@odata.nextLink":7}"#), None);
+    assert_eq!(hint(""), None);
+}

@@ -288,7 +288,9 @@ impl<'a> Request<'a> {
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, SyncError> {
-    let mut body = Vec::new();
+    // Room for the announced length, so a large page is not copied each time the buffer grows.
+    let announced = response.content_length().unwrap_or(0).min(MAX_BODY_BYTES as u64);
+    let mut body = Vec::with_capacity(announced as usize);
     while let Some(chunk) = response.chunk().await.map_err(|e| network_error(&e))? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(SyncError::Protocol(format!(

@@ -24,6 +24,9 @@ use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
 
 const SKIP_PREFIX: &str = "ct.";
+/// Room a page's body starts with per change: about what a record of a few dozen attributes
+/// takes in JSON.
+const BYTES_PER_CHANGE: usize = 1024;
 
 /// One entry of a delta page.
 #[derive(serde::Serialize)]
@@ -132,10 +135,10 @@ pub async fn get(
             json!({"@odata.context": deleted_context, "id": id.to_string(), "reason": "deleted"}),
         ),
     });
-    let mut body = Envelope::new(&format!(
-        "{}$metadata#{}/$delta",
-        ctx.base, entity.entity_set_name
-    ));
+    let mut body = Envelope::with_capacity(
+        &format!("{}$metadata#{}/$delta", ctx.base, entity.entity_set_name),
+        (page.changes.len() * BYTES_PER_CHANGE).max(64 * 1024),
+    );
     body.items(entries);
     if page.more {
         let next = page.next;

@@ -447,8 +447,14 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(context: &str) -> Self {
+        Self::with_capacity(context, 64 * 1024)
+    }
+
+    /// An envelope whose buffer starts with room for `bytes` (it grows past them if need
+    /// be): a large page is written without copying what it wrote so far each time it grows.
+    pub fn with_capacity(context: &str, bytes: usize) -> Self {
         let mut e = Envelope {
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::with_capacity(bytes),
         };
         e.buf.push(b'{');
         e.field("@odata.context", &context);

@@ -425,7 +425,7 @@ pub async fn bulk_upsert_spans_many_statements(b: &impl TestBackend) {
         .unwrap();
     assert_eq!((out.created, out.updated), (3000, 0));
     assert_eq!((out.first_version, out.last_version), (Some(1), Some(3000)));
-    let mut again = RecordBatch::new(columns);
+    let mut again = RecordBatch::new(columns.clone());
     for id in &ids[..1000] {
         again.push(*id, row(-1));
     }
@@ -452,6 +452,29 @@ pub async fn bulk_upsert_spans_many_statements(b: &impl TestBackend) {
         .await
         .unwrap();
     assert_eq!(got.get("count"), Some(&Value::Integer(0)));
+
+    // A value that fails in a late statement of the op: nothing of the op stays.
+    let version = store.current_version().await.unwrap();
+    let mut late = RecordBatch::new(columns);
+    for i in 0..3000 {
+        let mut values = row(i);
+        if i == 2500 {
+            values[1] = Value::Integer(5000);
+        }
+        late.push(RecordId::new_random(), values);
+    }
+    let err = store
+        .write(
+            WriteSet::new()
+                .upsert(entity_name("thing"), late, UpsertMode::Upsert)
+                .counting_created(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("count") && err.contains("outside"), "{err}");
+    assert_eq!(store.count(&entity_name("thing")).await.unwrap(), 3500);
+    assert_eq!(store.current_version().await.unwrap(), version);
 }
 
 pub async fn bulk_update_spans_many_statements(b: &impl TestBackend) {

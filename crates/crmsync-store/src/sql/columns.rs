@@ -101,12 +101,17 @@ pub enum Slot {
     LookupType(usize),
 }
 
+/// Attributes that are NOT NULL in every entity table and may be written.
+const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode"];
+
 /// The columns of a row write, in bind order, with where each value comes from.
 #[derive(Clone, Debug)]
 pub struct WriteLayout {
     pub columns: Vec<(StoredColumn, Slot)>,
     /// Attribute types of the batch columns, for coercion and typed nulls.
     pub types: Vec<AttributeType>,
+    /// Whether each batch column is NOT NULL in every entity table.
+    pub required: Vec<bool>,
     /// Whether `createdon` comes from the batch (it is then also updated on conflict).
     pub explicit_createdon: bool,
 }
@@ -170,9 +175,11 @@ impl WriteLayout {
                 ));
             }
         }
+        let required = columns.iter().map(|c| NOT_NULL.contains(&c.as_str())).collect();
         Ok(Self {
             columns: out,
             types,
+            required,
             explicit_createdon,
         })
     }
@@ -196,6 +203,8 @@ pub struct ReadLayout {
     /// Attribute, its type, and its first column's index in the select list.
     pub attributes: Vec<(AttributeName, AttributeType, usize)>,
     pub columns: Vec<StoredColumn>,
+    /// Indexes into `attributes` in name order: the order a record keeps its values in.
+    pub by_name: Vec<usize>,
 }
 
 impl ReadLayout {
@@ -223,6 +232,7 @@ impl ReadLayout {
         let mut layout = ReadLayout {
             attributes: Vec::new(),
             columns: Vec::new(),
+            by_name: Vec::new(),
         };
         for a in attrs {
             layout.attributes.push((
@@ -232,6 +242,10 @@ impl ReadLayout {
             ));
             layout.columns.extend(stored_columns(a));
         }
+        layout.by_name = (0..layout.attributes.len()).collect();
+        layout
+            .by_name
+            .sort_unstable_by(|x, y| layout.attributes[*x].0.cmp(&layout.attributes[*y].0));
         Ok(layout)
     }
 

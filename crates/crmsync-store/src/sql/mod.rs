@@ -41,7 +41,9 @@ pub use dml::{
     select_tombstones, update_rows, update_slots, upsert_rows, write_slots,
 };
 pub use filter::{ArrayKind, Bind, ColumnRef, Resolver, SqlWriter, render_predicate};
-pub use prepare::{decode_record, distinct_runs, prepare_upsert, record_label, rows_per_statement};
+pub use prepare::{
+    coerce_rows, decode_record, distinct_runs, prepare_upsert, record_label, rows_per_statement,
+};
 pub use select::{PageStatement, SelectPlan};
 pub use values::{Param, Raw, RowContext, Versions, param_of, row_params, rows_params, slot_param, value_of};
 

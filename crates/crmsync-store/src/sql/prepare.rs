@@ -1,14 +1,13 @@
 //! Backend-neutral steps around statements: coercing a batch before it is bound, sizing
 //! multi-row statements, and assembling a record from read columns.
 
-use crmsync_model::{EntityMetadata, ModelError, Record, RecordBatch, RecordId, Value, ValueError};
+use crmsync_model::{
+    AttributeName, EntityMetadata, ModelError, Record, RecordBatch, RecordId, Value, ValueError,
+};
 
 use super::values::{Raw, value_of};
 use super::{Dialect, ReadLayout, WriteLayout};
 use crate::{StoreError, StoreResult};
-
-/// Attributes that are NOT NULL in every entity table and may be written.
-const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode"];
 
 /// Checks a batch against its entity and coerces every value to its attribute's type, in
 /// place. Nothing is written when this fails; the error names the attribute (and the record).
@@ -16,21 +15,28 @@ const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode
 /// alike.
 pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> StoreResult<WriteLayout> {
     let layout = WriteLayout::new(entity, &batch.columns)?;
-    let required: Vec<bool> = batch
-        .columns
-        .iter()
-        .map(|c| NOT_NULL.contains(&c.as_str()))
-        .collect();
-    for (id, values) in &mut batch.rows {
-        if values.len() != batch.columns.len() {
+    coerce_rows(&layout, &batch.columns, &mut batch.rows)?;
+    Ok(layout)
+}
+
+/// [`prepare_upsert`]'s check and coercion for some rows of a batch whose layout is known, so
+/// a writer can coerce the rows of its next statement while the one before runs (the
+/// transaction then stops at the first row that fails: nothing is written either).
+pub fn coerce_rows(
+    layout: &WriteLayout,
+    columns: &[AttributeName],
+    rows: &mut [(RecordId, Vec<Value>)],
+) -> StoreResult<()> {
+    for (id, values) in rows {
+        if values.len() != columns.len() {
             return Err(StoreError::BadRequest(format!(
                 "record {id} has {} values for {} columns",
                 values.len(),
-                batch.columns.len()
+                columns.len()
             )));
         }
         for (i, v) in values.iter_mut().enumerate() {
-            let attribute = &batch.columns[i];
+            let attribute = &columns[i];
             let coerced = std::mem::replace(v, Value::Null).coerce(&layout.types[i]);
             *v = coerced.map_err(|error| ModelError::InvalidValue {
                 attribute: attribute.clone(),
@@ -47,7 +53,7 @@ pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> Store
                 }
                 .into());
             }
-            if v.is_null() && required[i] {
+            if v.is_null() && layout.required[i] {
                 return Err(ModelError::InvalidValue {
                     attribute: attribute.clone(),
                     error: ValueError::Required,
@@ -56,7 +62,7 @@ pub fn prepare_upsert(entity: &EntityMetadata, batch: &mut RecordBatch) -> Store
             }
         }
     }
-    Ok(layout)
+    Ok(())
 }
 
 /// How many rows of `width` columns one multi-row statement carries.
@@ -87,23 +93,29 @@ pub fn distinct_runs(rows: &[(RecordId, Vec<Value>)], max: usize) -> Vec<&[(Reco
 
 /// Builds a record from the raw columns of one row read with `layout`.
 pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Record> {
-    let mut record = Record::default();
-    for (i, (name, ty, col)) in layout.attributes.iter().enumerate() {
+    let mut id = None;
+    let mut values = Vec::with_capacity(layout.attributes.len());
+    for &i in &layout.by_name {
+        let (name, ty, col) = &layout.attributes[i];
         let raw = std::mem::replace(&mut raws[*col], Raw::Null);
         let lookup = matches!(ty, crmsync_model::AttributeType::Lookup { .. })
             .then(|| std::mem::replace(&mut raws[col + 1], Raw::Null));
         let value = value_of(ty, raw, lookup)?;
         if i == 0
-            && let Value::Guid(id) = &value
+            && let Value::Guid(g) = &value
         {
-            record.id = Some(*id);
+            id = Some(*g);
         }
-        record.values.insert(name.clone(), value);
+        values.push((name.clone(), value));
     }
-    if record.id.is_none() {
+    let Some(id) = id else {
         return Err(StoreError::database("a stored record has no id"));
-    }
-    Ok(record)
+    };
+    // In name order already, so the map is built in one pass rather than by a search per value.
+    Ok(Record {
+        id: Some(id),
+        values: values.into_iter().collect(),
+    })
 }
 
 /// The id of a record, for messages.

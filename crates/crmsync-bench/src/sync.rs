@@ -175,7 +175,14 @@ impl SyncBench {
             .await?
             .open_org(&server_org)
             .await?;
-        let result = self.changes(&*server, &generator, key, &legs).await;
+        // The incremental syncs start, as a scheduled sync would, with the initial sync's
+        // log and the server's changes copied back (the background checkpointer of an org
+        // that stays open does this within 30 s).
+        let settled = [
+            sqlite.org_path(&server_org),
+            sqlite.org_path(&OrgName::parse("client")?),
+        ];
+        let result = self.changes(&*server, &generator, key, &legs, &settled).await;
         if let Some(pg) = postgres {
             drop_orgs(&*pg).await;
         }
@@ -255,13 +262,15 @@ impl SyncBench {
     }
 
     /// 1% changes on the server (updates and deletes), then an incremental sync and a sync
-    /// with nothing changed into every leg's client.
+    /// with nothing changed into every leg's client. The SQLite databases `settled` are
+    /// settled before the syncs.
     async fn changes(
         &self,
         server: &dyn OrgStore,
         generator: &SampleGenerator,
         key: [u8; 32],
         legs: &[Leg],
+        settled: &[std::path::PathBuf],
     ) -> anyhow::Result<()> {
         let updates = (self.records / 100).max(1);
         let deletes = (self.records / 1000).max(1);
@@ -279,6 +288,9 @@ impl SyncBench {
             .collect();
         set = set.delete(SampleEntity::Account.entity_name(), gone, DeleteMode::MustExist);
         server.write(set).await?;
+        for database in settled {
+            raw_sqlite::settle(database).await?;
+        }
         let accounts = vec![SampleEntity::Account.entity_name()];
         let all: Vec<EntityName> = SampleEntity::ALL.iter().map(|e| e.entity_name()).collect();
         for leg in legs {

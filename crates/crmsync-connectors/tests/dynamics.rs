@@ -282,11 +282,30 @@ async fn change_pages_read_ahead_and_follow_the_link_each_page_gives() {
             .await;
     }
     let sizes = crmsync_sync::PageSizes { first: 2, max: 3 };
-    let read: Vec<_> = c
-        .change_pages(&account, &[], ReadPosition::Delta("start".into()), sizes)
-        .collect()
-        .await;
-    let read: Vec<_> = read.into_iter().map(Result::unwrap).collect();
+    let mut pages = c.change_pages(&account, &[], ReadPosition::Delta("start".into()), sizes);
+    let mut read = vec![
+        pages.next().await.unwrap().unwrap(),
+        pages.next().await.unwrap().unwrap(),
+    ];
+    // The third page is asked for while the second is with the caller.
+    let asked = async {
+        loop {
+            let received = server.received_requests().await.unwrap();
+            if received
+                .iter()
+                .any(|r| r.url.query().is_some_and(|q| q.contains("three")))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), asked)
+        .await
+        .expect("the third page is read ahead");
+    read.push(pages.next().await.unwrap().unwrap());
+    assert!(pages.next().await.is_none(), "the stream ends with the token");
+    drop(pages);
     let got: Vec<Vec<RecordId>> = read
         .iter()
         .map(|p| {
@@ -314,11 +333,9 @@ async fn change_pages_read_ahead_and_follow_the_link_each_page_gives() {
         })
         .collect();
     let query = |q: &str| reads.iter().filter(|(r, _)| r.contains(q)).collect::<Vec<_>>();
-    assert_eq!(
-        query("decoy").len(),
-        1,
-        "the decoy was read ahead once: {reads:?}"
-    );
+    // The decoy is read ahead and dropped once the decoded page names another link (the
+    // request may not have gone out by then).
+    assert!(query("decoy").len() <= 1, "{reads:?}");
     assert_eq!(query("skiptoken=two").len(), 1, "{reads:?}");
     assert_eq!(
         query("skiptoken=three").len(),

@@ -17,6 +17,7 @@
 //! credentials elsewhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, OptionSet, RecordId};
@@ -70,7 +71,8 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 pub struct DataverseConnector {
     api: Url,
     backend: Backend,
-    transport: Transport,
+    /// Shared with the tasks that read pages ahead.
+    transport: Arc<Transport>,
 }
 
 impl std::fmt::Debug for DataverseConnector {
@@ -96,13 +98,15 @@ impl DataverseConnector {
         Ok(Self {
             api,
             backend: config.backend,
-            transport,
+            transport: Arc::new(transport),
         })
     }
 
     /// Replaces the retry schedule (tests shorten the waits).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.transport.retry = policy;
+        Arc::get_mut(&mut self.transport)
+            .expect("the transport is shared only while pages are read")
+            .retry = policy;
         self
     }
 
@@ -173,6 +177,18 @@ impl DataverseConnector {
         position: &ReadPosition,
         page_size: usize,
     ) -> Result<Vec<u8>, SyncError> {
+        let (url, prefer) = self.change_request(entity, columns, position, page_size)?;
+        self.transport.get(&url, Some(&prefer)).await
+    }
+
+    /// The URL and `Prefer` header of one change-tracking page.
+    fn change_request(
+        &self,
+        entity: &EntityMetadata,
+        columns: &[AttributeName],
+        position: &ReadPosition,
+        page_size: usize,
+    ) -> Result<(Url, String), SyncError> {
         let select = mapping::select_list(entity, columns)?;
         let mut query: Vec<(&str, &str)> = select.iter().map(|s| ("$select", s.as_str())).collect();
         let url = match position {
@@ -187,7 +203,24 @@ impl DataverseConnector {
             "odata.track-changes,odata.maxpagesize={},odata.include-annotations=\"{LOOKUP_NAME}\"",
             page_size.max(1)
         );
-        self.transport.get(&url, Some(&prefer)).await
+        Ok((url, prefer))
+    }
+
+    /// Starts reading the change-tracking page at `link` in a task of its own, so it goes on
+    /// while the caller decodes and hands over the page before; dropping the handle stops it.
+    fn read_ahead(
+        &self,
+        entity: &EntityMetadata,
+        columns: &[AttributeName],
+        link: &str,
+        page_size: usize,
+    ) -> Option<ReadAhead> {
+        let position = ReadPosition::Next(link.to_owned());
+        let (url, prefer) = self.change_request(entity, columns, &position, page_size).ok()?;
+        let transport = self.transport.clone();
+        Some(ReadAhead(tokio::spawn(async move {
+            transport.get(&url, Some(&prefer)).await
+        })))
     }
 
     /// A change-tracking page from its body.
@@ -234,6 +267,25 @@ fn guid(json: &Json, key: &str) -> Result<RecordId, SyncError> {
         .and_then(Json::as_str)
         .and_then(|s| RecordId::parse(s).ok())
         .ok_or_else(|| SyncError::Protocol(format!("WhoAmI answered without a valid {key}")))
+}
+
+/// A change-tracking page being read by a task of its own, stopped when dropped.
+struct ReadAhead(tokio::task::JoinHandle<Result<Vec<u8>, SyncError>>);
+
+impl ReadAhead {
+    async fn body(mut self) -> Result<Vec<u8>, SyncError> {
+        match (&mut self.0).await {
+            Ok(body) => body,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(SyncError::Protocol(format!("reading a page ahead stopped: {e}"))),
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Bodies from this size on are decoded on a blocking thread.
@@ -320,14 +372,14 @@ impl Connector for DataverseConnector {
     ) -> BoxStream<'a, Result<ChangesPage, SyncError>> {
         enum Read {
             From(ReadPosition, usize),
-            Fetched(Result<Vec<u8>, SyncError>, usize),
+            Ahead(ReadAhead, usize),
         }
         futures::stream::unfold(Some(Read::From(from, sizes.first)), move |read| async move {
             let (body, size) = match read? {
                 Read::From(position, size) => {
                     (self.change_body(entity, columns, &position, size).await, size)
                 }
-                Read::Fetched(body, size) => (body, size),
+                Read::Ahead(ahead, size) => (ahead.body().await, size),
             };
             let body = match body {
                 Ok(body) => body,
@@ -335,22 +387,16 @@ impl Connector for DataverseConnector {
             };
             let size = sizes.after(size);
             let link = decode::next_link_hint(&body);
-            let following = async {
-                match &link {
-                    Some(link) => Some(
-                        self.change_body(entity, columns, &ReadPosition::Next(link.clone()), size)
-                            .await,
-                    ),
-                    None => None,
-                }
-            };
-            let (page, following) = tokio::join!(self.change_page(entity, body), following);
+            let ahead = link
+                .as_deref()
+                .and_then(|link| self.read_ahead(entity, columns, link, size));
+            let page = self.change_page(entity, body).await;
             let next = match &page {
                 Ok(ChangesPage {
                     next: Continuation::More(next),
                     ..
-                }) => Some(match following {
-                    Some(body) if link.as_ref() == Some(next) => Read::Fetched(body, size),
+                }) => Some(match ahead {
+                    Some(ahead) if link.as_ref() == Some(next) => Read::Ahead(ahead, size),
                     _ => Read::From(ReadPosition::Next(next.clone()), size),
                 }),
                 _ => None,

@@ -151,8 +151,8 @@ pub trait Connector: Send + Sync {
     /// The pages of a change-tracking read of `entity` from `from` on, each as
     /// [`Connector::changes`] reads it: the first asks for `sizes.first` rows, each next one
     /// for twice as many as the one before, up to `sizes.max`. The stream ends after the page
-    /// with the token, or after an error. A connector may read a page while it decodes the
-    /// one before; nothing is read past the page the caller is decoding or holding.
+    /// with the token, or after an error. A connector may read the next page while it decodes
+    /// one and while the caller holds it, never more than that one page ahead.
     fn change_pages<'a>(
         &'a self,
         entity: &'a EntityMetadata,

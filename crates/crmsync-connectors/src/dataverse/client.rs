@@ -71,8 +71,7 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
 pub struct DataverseConnector {
     api: Url,
     backend: Backend,
-    /// Shared with the tasks that read pages ahead.
-    transport: Arc<Transport>,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for DataverseConnector {
@@ -92,21 +91,19 @@ impl DataverseConnector {
         let auth = Auth::from_config(&config)?;
         let transport = Transport {
             http: http_client(&config)?,
-            auth,
+            auth: Arc::new(auth),
             retry: RetryPolicy::new(config.max_retries),
         };
         Ok(Self {
             api,
             backend: config.backend,
-            transport: Arc::new(transport),
+            transport,
         })
     }
 
     /// Replaces the retry schedule (tests shorten the waits).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        Arc::get_mut(&mut self.transport)
-            .expect("the transport is shared only while pages are read")
-            .retry = policy;
+        self.transport.retry = policy;
         self
     }
 

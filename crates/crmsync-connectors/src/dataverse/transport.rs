@@ -161,10 +161,12 @@ pub fn status_error(status: StatusCode, headers: &reqwest::header::HeaderMap, bo
     }
 }
 
-/// Sends requests for a connector.
+/// Sends requests for a connector. Cheap to clone (the HTTP client and the sign-in state are
+/// shared), so a task of its own can send a request.
+#[derive(Clone)]
 pub struct Transport {
     pub http: reqwest::Client,
-    pub auth: Auth,
+    pub auth: std::sync::Arc<Auth>,
     pub retry: RetryPolicy,
 }
 

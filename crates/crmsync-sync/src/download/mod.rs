@@ -24,15 +24,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use crmsync_model::{AttributeName, EntityMetadata, EntityName, Record, RecordBatch, RecordId, Value};
 use crmsync_query::{Columns, Condition, Filter, Operator, Query};
-use crmsync_store::{BulkWrite, DeleteMode, ListRequest, OrgStore, UpsertMode, WriteOutcome, WriteSet};
+use crmsync_store::{BulkWrite, DeleteMode, OrgStore, UpsertMode, WriteOutcome, WriteSet};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::log::{EntityFigures, Level, RunLog};
 use crate::{ChangesPage, Connector, Continuation, PageSizes, ReadPosition, SyncError};
+
+mod reconcile;
 
 /// Ids per membership query (a FetchXML `in` condition).
 pub(crate) const IDS_PER_QUERY: usize = 500;
@@ -580,112 +581,6 @@ impl EntitySync<'_> {
         written.report(self.name(), figures, log);
         Ok(())
     }
-
-    /// A fresh change-tracking token: an ids-only read of the whole entity.
-    async fn fresh_token(&self) -> Result<String, SyncError> {
-        let mut position = ReadPosition::Initial;
-        loop {
-            let page = self
-                .connector
-                .changes(self.server, &[self.pk()], &position, self.page_size)
-                .await?;
-            match page.next {
-                Continuation::More(link) => position = ReadPosition::Next(link),
-                Continuation::Done(token) => return Ok(token),
-            }
-        }
-    }
-
-    /// The client's ids with their `modifiedon`.
-    async fn client_ids(&self) -> Result<HashMap<RecordId, Option<DateTime<Utc>>>, SyncError> {
-        let mut out = HashMap::new();
-        let modifiedon = AttributeName::parse("modifiedon").map_err(|e| SyncError::Invalid(e.to_string()))?;
-        let mut request = ListRequest {
-            columns: Some(vec![modifiedon]),
-            after: None,
-            limit: 10_000,
-        };
-        loop {
-            let page = self.store.list(&self.client.logical_name, &request).await?;
-            for r in &page.records {
-                if let Some(id) = r.id {
-                    out.insert(id, modified(r));
-                }
-            }
-            match page.next {
-                Some(next) => request.after = Some(next),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    /// Compares id sets and applies only the differences; ends with `token` (or a fresh one).
-    async fn reconcile(
-        &self,
-        token: Option<String>,
-        figures: &mut EntityFigures,
-        log: &mut RunLog,
-    ) -> Result<(), SyncError> {
-        figures.reconciled = true;
-        let token = match token {
-            Some(t) => t,
-            None => self.fresh_token().await?,
-        };
-        let modifiedon = AttributeName::parse("modifiedon").map_err(|e| SyncError::Invalid(e.to_string()))?;
-        let mut listing = self
-            .filter
-            .cloned()
-            .unwrap_or_else(|| Query::new(self.server.logical_name.clone()));
-        listing.columns = Columns::List(vec![self.pk(), modifiedon]);
-        listing.order = Vec::new();
-        let server: HashMap<RecordId, Option<DateTime<Utc>>> = self
-            .fetch_all(listing)
-            .await?
-            .iter()
-            .filter_map(|r| r.id.map(|id| (id, modified(r))))
-            .collect();
-        let client = self.client_ids().await?;
-        let mut pending = Pending::default();
-        for id in client.keys().filter(|id| !server.contains_key(id)) {
-            // Gone from the server's matching set: left the filter, or (unfiltered) deleted.
-            if self.filter.is_some() {
-                pending.filtered_out.push(*id)
-            } else {
-                pending.deleted.push(*id)
-            }
-        }
-        let wanted: Vec<RecordId> = server
-            .iter()
-            .filter(|(id, m)| client.get(id).is_none_or(|c| c != *m))
-            .map(|(id, _)| *id)
-            .collect();
-        log.message(
-            Level::Info,
-            Some(self.name()),
-            None,
-            format!(
-                "reconciled: {} on the server, {} on the client, {} to fetch, {} to remove",
-                server.len(),
-                client.len(),
-                wanted.len(),
-                pending.len()
-            ),
-        );
-        for chunk in wanted.chunks(IDS_PER_QUERY) {
-            let query = self.restricted(self.filter, chunk, Columns::All);
-            let records = self.fetch_all(query).await?;
-            let batches = RecordBatch::group(records, &self.server.primary_id_attribute);
-            pending
-                .upserts
-                .extend(batches.into_iter().map(|b| to_client(b, self.client)));
-            if pending.len() >= self.batch_rows {
-                self.commit(std::mem::take(&mut pending), Vec::new(), figures, log)
-                    .await?;
-            }
-        }
-        let state = self.done_state(token);
-        self.commit(pending, state, figures, log).await
-    }
 }
 
 /// `filter` (or every record of `entity`) restricted to `ids` — at most [`IDS_PER_QUERY`] —
@@ -728,13 +623,6 @@ pub(crate) async fn fetch_all(
         }
         query.page = Some(query.page.unwrap_or(1) + 1);
         query.paging_cookie = page.paging_cookie;
-    }
-}
-
-fn modified(r: &Record) -> Option<DateTime<Utc>> {
-    match r.get("modifiedon") {
-        Some(Value::DateTime(d)) => Some(*d),
-        _ => None,
     }
 }
 

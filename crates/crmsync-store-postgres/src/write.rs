@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId};
-use crmsync_store::sql::{self, Versions, WriteLayout};
+use crmsync_store::sql::{self, OnConflict, Versions, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
 };
@@ -69,7 +69,10 @@ impl PgOrg {
                 pk,
                 layout,
                 chunk.len(),
-                mode == UpsertMode::Upsert,
+                match mode {
+                    UpsertMode::Upsert => OnConflict::Update,
+                    _ => OnConflict::Fail,
+                },
             );
             let mut q = sqlx::query(AssertSqlSafe(statement));
             for p in sql::rows_params(chunk, &slots, versions, now) {

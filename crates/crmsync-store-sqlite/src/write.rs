@@ -6,7 +6,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{EntityMetadata, RecordBatch, RecordId, Value};
-use crmsync_store::sql::{self, Versions, WriteLayout};
+use crmsync_store::sql::{self, OnConflict, Versions, WriteLayout};
 use crmsync_store::{
     BulkWrite, DeleteMode, StoreError, StoreResult, UpsertMode, WriteOp, WriteOutcome, WriteSet,
 };
@@ -79,16 +79,17 @@ impl SqliteOrg {
         let RecordBatch { columns, rows } = batch;
         let slots = sql::write_slots(&layout);
         let per_statement = sql::rows_per_statement(self.names.dialect, layout.width());
+        // An upsert leaves lookups out of its update, and sets them afterwards where they
+        // changed, on the records the statement did not create.
+        let lookups_apart = mode == UpsertMode::Upsert && !layout.lookup_ids().is_empty();
+        let on_conflict = match mode {
+            UpsertMode::Upsert if lookups_apart => OnConflict::UpdateExceptLookups,
+            UpsertMode::Upsert => OnConflict::Update,
+            _ => OnConflict::Fail,
+        };
         let build = |chunk: &mut [(RecordId, Vec<Value>)], versions: &mut Versions| {
             sql::coerce_rows(&layout, columns, chunk)?;
-            let statement = sql::upsert_rows(
-                &self.names,
-                table,
-                pk,
-                &layout,
-                chunk.len(),
-                mode == UpsertMode::Upsert,
-            );
+            let statement = sql::upsert_rows(&self.names, table, pk, &layout, chunk.len(), on_conflict);
             let mut q = sqlx::query(AssertSqlSafe(statement));
             for p in sql::rows_params(chunk, &slots, versions, now) {
                 q = bind(q, p);
@@ -99,13 +100,17 @@ impl SqliteOrg {
             .step_by(per_statement)
             .map(|start| start..(start + per_statement).min(rows.len()))
             .collect();
-        // Counting what an upsert created: by the rowids it took (below), or by looking up
-        // which of its ids exist.
-        let before = match (count_created, mode) {
-            (true, UpsertMode::Upsert) => self.last_rowid(conn, table).await?,
-            _ => None,
+        // Which rows an upsert created is known by the rowids it took: a new row takes the
+        // rowid after the table's largest (no rowid is ever given explicitly, and nothing is
+        // deleted meanwhile), an updated one keeps its own. Without rowids to go by, created
+        // rows are counted by looking up which ids exist.
+        let counting = count_created && mode == UpsertMode::Upsert;
+        let start = match counting || lookups_apart {
+            true => self.last_rowid(conn, table).await?,
+            false => None,
         };
-        let by_lookup = mode == UpsertMode::CreateOnly || (count_created && before.is_none());
+        let by_lookup = mode == UpsertMode::CreateOnly || (counting && start.is_none());
+        let mut last = start;
         let mut next = match chunks.first() {
             Some(first) => Some(build(&mut rows[first.clone()], versions)?),
             None => None,
@@ -134,23 +139,58 @@ impl SqliteOrg {
                 .await
                 .map_err(db_err)?
                 .transpose()?;
+            if lookups_apart {
+                let now = self.last_rowid(conn, table).await?;
+                let all_created = matches!((last, now), (Some(a), Some(b)) if b - a == chunk.len() as i64);
+                if !all_created {
+                    self.update_lookups(conn, entity, &layout, &rows[chunk.clone()])
+                        .await?;
+                }
+                last = now;
+            }
         }
         if by_lookup {
             return Ok(());
         }
         let total = rows.len() as u64;
-        match before {
+        match start.filter(|_| counting) {
             Some(before) => {
-                // A new row takes the rowid after the table's largest (no rowid is ever given
-                // explicitly, and nothing is deleted meanwhile), an updated one keeps its own:
-                // the rows created are the rowids the statements added.
-                let after = self.last_rowid(conn, table).await?.unwrap_or(before);
+                let after = match lookups_apart {
+                    true => last,
+                    false => self.last_rowid(conn, table).await?,
+                };
+                let after = after.unwrap_or(before);
                 let created = u64::try_from(after - before).unwrap_or(0).min(total);
                 outcome.created += created;
                 outcome.updated += total - created;
             }
             None => outcome.updated += total,
         }
+        Ok(())
+    }
+
+    /// Sets the lookups of the existing records among `rows` where they differ (see
+    /// [`OnConflict::UpdateExceptLookups`]).
+    async fn update_lookups(
+        &self,
+        conn: &mut SqliteConnection,
+        entity: &EntityMetadata,
+        layout: &WriteLayout,
+        rows: &[(RecordId, Vec<Value>)],
+    ) -> StoreResult<()> {
+        let (params, count) = sql::lookup_params(layout, rows);
+        let statement = sql::update_changed_lookups(
+            &self.names,
+            entity.logical_name.as_str(),
+            entity.primary_id_attribute.as_str(),
+            layout,
+            count,
+        );
+        let mut q = sqlx::query(AssertSqlSafe(statement));
+        for p in params {
+            q = bind(q, p);
+        }
+        q.execute(&mut *conn).await.map_err(db_err)?;
         Ok(())
     }
 

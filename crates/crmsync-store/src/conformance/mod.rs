@@ -69,6 +69,7 @@ macro_rules! conformance_suite {
             hostile_values_and_names_are_stored_verbatim,
             list_pages_through_records_by_id,
             bulk_upsert_spans_many_statements,
+            upserts_set_lookups_of_existing_records,
             bulk_update_spans_many_statements,
             state_is_committed_with_records,
             expected_state_guards_the_whole_set,

@@ -477,6 +477,110 @@ pub async fn bulk_upsert_spans_many_statements(b: &impl TestBackend) {
     assert_eq!(store.current_version().await.unwrap(), version);
 }
 
+/// Upserts over existing records set their lookups exactly as given: changed, cleared, set,
+/// re-targeted or unchanged, in statements that also create records, with an id given twice
+/// (its last row wins), and queries through the lookup find them.
+pub async fn upserts_set_lookups_of_existing_records(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let columns: Vec<AttributeName> = ["name", "parentid"]
+        .iter()
+        .map(|c| AttributeName::parse(c).unwrap())
+        .collect();
+    let parents: Vec<RecordId> = (0..4).map(|_| RecordId::new_random()).collect();
+    let to = |entity: &str, p: usize| {
+        Value::Lookup(EntityReference {
+            entity: entity_name(entity),
+            id: parents[p],
+        })
+    };
+    // Before: none, thing P0 or thing P1, by turns.
+    let before = |i: usize| match i % 3 {
+        0 => Value::Null,
+        1 => to("thing", 0),
+        _ => to("thing", 1),
+    };
+    let ids: Vec<RecordId> = (0..1200).map(|_| RecordId::new_random()).collect();
+    let mut batch = RecordBatch::new(columns.clone());
+    for (i, id) in ids.iter().enumerate() {
+        batch.push(*id, vec![Value::String(format!("row {i}")), before(i)]);
+    }
+    store
+        .write(WriteSet::new().upsert(entity_name("thing"), batch, UpsertMode::Upsert))
+        .await
+        .unwrap();
+    // After: unchanged for even rows; odd rows by turns cleared, moved to P2, re-targeted
+    // (other P0) or set to P3.
+    let after = |i: usize| match (i % 2, i % 8) {
+        (0, _) => before(i),
+        (_, 1) => Value::Null,
+        (_, 3) => to("thing", 2),
+        (_, 5) => to("other", 0),
+        _ => to("thing", 3),
+    };
+    let mut expected: std::collections::HashMap<RecordId, Value> =
+        ids.iter().enumerate().map(|(i, id)| (*id, after(i))).collect();
+    let mut again = RecordBatch::new(columns.clone());
+    let fresh: Vec<RecordId> = (0..300).map(|_| RecordId::new_random()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        again.push(*id, vec![Value::String(format!("new {i}")), after(i)]);
+        if i % 4 == 0 {
+            // New records among the existing ones, one of them twice in a row.
+            let new = fresh[i / 4];
+            again.push(new, vec![Value::String("first".into()), to("thing", 0)]);
+            expected.insert(new, to("thing", 0));
+            if i == 400 {
+                again.push(new, vec![Value::String("second".into()), to("thing", 2)]);
+                expected.insert(new, to("thing", 2));
+            }
+        }
+    }
+    // An existing record given twice: its last row wins.
+    again.push(ids[10], vec![Value::String("again".into()), to("thing", 1)]);
+    expected.insert(ids[10], to("thing", 1));
+    let rows = again.rows.len() as u64;
+    let out = store
+        .write(
+            WriteSet::new()
+                .upsert(entity_name("thing"), again, UpsertMode::Upsert)
+                .counting_created(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.created, out.updated), (300, rows - 300));
+    let stored = crate::conformance::query::stored(&*store, "thing").await;
+    assert_eq!(stored.len(), 1500);
+    for record in &stored {
+        let id = record.id.unwrap();
+        assert_eq!(record.get("parentid"), expected.get(&id), "{id}");
+    }
+    let got = store
+        .retrieve(&entity_name("thing"), ids[10], None)
+        .await
+        .unwrap();
+    assert_eq!(got.get("name"), Some(&Value::String("again".into())));
+    // The lookup's index agrees with the rows.
+    let entities = store.entities().await.unwrap();
+    for p in 0..4 {
+        let xml = format!(
+            "<fetch><entity name='thing'><filter><condition attribute='parentid' operator='eq' value='{}'/></filter></entity></fetch>",
+            parents[p]
+        );
+        let query = crmsync_query::parse_fetchxml(&xml, &entities).unwrap();
+        let mut found = crate::conformance::query::ids_of(
+            &crate::conformance::query::all_rows(&*store, &query, 1000).await,
+        );
+        found.sort();
+        let mut want: Vec<RecordId> = expected
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::Lookup(r) if r.id == parents[p]))
+            .map(|(id, _)| *id)
+            .collect();
+        want.sort();
+        assert_eq!(found, want, "records under parent {p}");
+    }
+}
+
 pub async fn bulk_update_spans_many_statements(b: &impl TestBackend) {
     let catalog = b.catalog().await;
     let store = org_with_thing(&*catalog, "acme").await;

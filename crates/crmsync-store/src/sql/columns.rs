@@ -188,6 +188,18 @@ impl WriteLayout {
         self.columns.len()
     }
 
+    /// The id columns of the lookups written, each with its batch column: each has an index
+    /// of its own (`x__type` has none).
+    pub fn lookup_ids(&self) -> Vec<(&StoredColumn, usize)> {
+        self.columns
+            .iter()
+            .filter_map(|(c, slot)| match slot {
+                Slot::Value(i) if matches!(self.types[*i], AttributeType::Lookup { .. }) => Some((c, *i)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub(crate) fn column_list(&self) -> String {
         self.columns
             .iter()

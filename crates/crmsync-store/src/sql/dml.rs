@@ -1,17 +1,32 @@
 //! Statements reading and writing records, tombstones and changes.
 
+use crmsync_model::{RecordId, Value};
+
 use super::columns::{ReadLayout, Slot, Storage, WriteLayout};
+use super::values::{Param, param_of};
 use super::{SqlNames, quote};
 
-/// A multi-row insert of `rows` rows in `layout`; with `upsert`, existing ids are updated
-/// (every written column except the id and a defaulted `createdon`).
+/// What a multi-row insert does with a row whose id exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The statement fails.
+    Fail,
+    /// The row is updated: every written column except the id and a defaulted `createdon`.
+    Update,
+    /// As `Update`, but the lookup ids are left as they are, for [`update_changed_lookups`]
+    /// to set where they differ. SQLite rewrites the index entries of every column an
+    /// update sets, changed or not; most updates leave a record's parents alone.
+    UpdateExceptLookups,
+}
+
+/// A multi-row insert of `rows` rows in `layout`.
 pub fn upsert_rows(
     names: &SqlNames,
     table: &str,
     pk: &str,
     layout: &WriteLayout,
     rows: usize,
-    upsert: bool,
+    on_conflict: OnConflict,
 ) -> String {
     let width = layout.width();
     let values: Vec<String> = (0..rows)
@@ -23,20 +38,83 @@ pub fn upsert_rows(
         layout.column_list(),
         values.join(", ")
     );
-    if upsert {
-        let sets: Vec<String> = layout
-            .columns
-            .iter()
-            .filter(|(c, slot)| *slot != Slot::Id && !(c.name == "createdon" && *slot == Slot::Now))
-            .map(|(c, _)| format!("{0} = excluded.{0}", quote(&c.name)))
-            .collect();
-        sql.push_str(&format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            quote(pk),
-            sets.join(", ")
-        ));
+    if on_conflict == OnConflict::Fail {
+        return sql;
     }
+    let lookups: Vec<&str> = match on_conflict {
+        OnConflict::UpdateExceptLookups => layout.lookup_ids().iter().map(|(c, _)| c.name.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let sets: Vec<String> = layout
+        .columns
+        .iter()
+        .filter(|(c, slot)| *slot != Slot::Id && !(c.name == "createdon" && *slot == Slot::Now))
+        .filter(|(c, _)| !lookups.contains(&c.name.as_str()))
+        .map(|(c, _)| format!("{0} = excluded.{0}", quote(&c.name)))
+        .collect();
+    sql.push_str(&format!(
+        " ON CONFLICT ({}) DO UPDATE SET {}",
+        quote(pk),
+        sets.join(", ")
+    ));
     sql
+}
+
+/// Sets the lookup ids of `rows` records where they differ from the stored ones, binding
+/// [`lookup_params`]: `UPDATE t SET a = v.column2, … FROM (VALUES (…), …) AS v WHERE t.pk =
+/// v.column1 AND (t.a IS NOT v.column2 OR …)`. Records that do not exist are left alone.
+pub fn update_changed_lookups(
+    names: &SqlNames,
+    table: &str,
+    pk: &str,
+    layout: &WriteLayout,
+    rows: usize,
+) -> String {
+    let lookups = layout.lookup_ids();
+    let width = lookups.len() + 1;
+    let column = |i: usize| format!("v.column{}", i + 2);
+    let sets: Vec<String> = lookups
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| format!("{} = {}", quote(&c.name), column(i)))
+        .collect();
+    let table = names.table(table);
+    let differs: Vec<String> = lookups
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| format!("{table}.{} IS NOT {}", quote(&c.name), column(i)))
+        .collect();
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", names.params(r * width + 1, width)))
+        .collect();
+    format!(
+        "UPDATE {table} SET {} FROM (VALUES {}) AS v WHERE {table}.{} = v.column1 AND ({})",
+        sets.join(", "),
+        values.join(", "),
+        quote(pk),
+        differs.join(" OR "),
+    )
+}
+
+/// The parameters of [`update_changed_lookups`] for `rows`: each id with its lookup ids, once
+/// per id (its last row: the values an upsert of the rows leaves), and how many rows that is.
+pub fn lookup_params<'a>(
+    layout: &WriteLayout,
+    rows: &'a [(RecordId, Vec<Value>)],
+) -> (Vec<Param<'a>>, usize) {
+    let lookups = layout.lookup_ids();
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut params = Vec::with_capacity(rows.len() * (lookups.len() + 1));
+    let mut count = 0;
+    for (id, values) in rows.iter().rev() {
+        if !seen.insert(*id) {
+            continue;
+        }
+        count += 1;
+        params.push(Param::Uuid(*id.as_uuid()));
+        params.extend(lookups.iter().map(|(_, i)| param_of(&values[*i], Storage::Guid)));
+    }
+    (params, count)
 }
 
 /// The slots an insert or upsert binds per row (every written column), with their storage.

@@ -37,8 +37,9 @@ mod values;
 pub use columns::{ReadLayout, Slot, Storage, StoredColumn, WriteLayout, storage_of};
 pub use ddl::{add_attribute, create_entity_table, plan_metadata_change};
 pub use dml::{
-    delete_returning, insert_tombstones, select_by_id, select_changes, select_existing_ids, select_page,
-    select_tombstones, update_rows, update_slots, upsert_rows, write_slots,
+    OnConflict, delete_returning, insert_tombstones, lookup_params, select_by_id, select_changes,
+    select_existing_ids, select_page, select_tombstones, update_changed_lookups, update_rows, update_slots,
+    upsert_rows, write_slots,
 };
 pub use filter::{ArrayKind, Bind, ColumnRef, Resolver, SqlWriter, render_predicate};
 pub use prepare::{

@@ -1,8 +1,10 @@
 //! Values to SQLite and back. Date/times are stored as microseconds since the epoch (UTC),
 //! decimals as their canonical text, GUIDs as 16-byte blobs, booleans as 0/1.
 
+use chrono::{DateTime, Utc};
+use crmsync_model::{RecordId, Value};
 use crmsync_store::StoreError;
-use crmsync_store::sql::{Param, Raw, Storage};
+use crmsync_store::sql::{Param, Raw, RowContext, Slot, Storage, Versions, slot_param};
 use sqlx::Row;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
 
@@ -20,6 +22,36 @@ pub(crate) fn bind<'q>(q: SqliteQuery<'q>, p: Param<'_>) -> SqliteQuery<'q> {
         Param::Uuid(u) => q.bind(u),
         Param::Decimal(d) => q.bind(d.normalize().to_string()),
     }
+}
+
+/// Binds `rows` written by one statement, row after row, each with `slots` and the next
+/// version of `versions`. Text is moved out of the rows, not copied: a row's values are not
+/// read again once bound, but for its id and lookups.
+pub(crate) fn bind_rows<'q>(
+    mut q: SqliteQuery<'q>,
+    rows: &mut [(RecordId, Vec<Value>)],
+    slots: &[(Slot, Storage)],
+    versions: &mut Versions,
+    now: DateTime<Utc>,
+) -> SqliteQuery<'q> {
+    for (id, values) in rows {
+        let version = versions.take();
+        for &(slot, storage) in slots {
+            q = match (slot, slot.value_index().map(|i| &mut values[i])) {
+                (Slot::Value(_), Some(Value::String(s))) => q.bind(std::mem::take(s)),
+                _ => {
+                    let row = RowContext {
+                        id: *id,
+                        version,
+                        now,
+                        values,
+                    };
+                    bind(q, slot_param(slot, storage, &row))
+                }
+            };
+        }
+    }
+    q
 }
 
 pub(crate) fn read(row: &SqliteRow, i: usize, storage: Storage) -> Result<Raw, sqlx::Error> {

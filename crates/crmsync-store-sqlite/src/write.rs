@@ -13,7 +13,7 @@ use crmsync_store::{
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::SqliteOrg;
-use crate::bind::{bind, db_err};
+use crate::bind::{bind, bind_rows, db_err};
 use crate::catalog::{BULK_CACHE_KIB, CACHE_KIB};
 
 /// One upsert op of a write set.
@@ -90,11 +90,13 @@ impl SqliteOrg {
         let build = |chunk: &mut [(RecordId, Vec<Value>)], versions: &mut Versions| {
             sql::coerce_rows(&layout, columns, chunk)?;
             let statement = sql::upsert_rows(&self.names, table, pk, &layout, chunk.len(), on_conflict);
-            let mut q = sqlx::query(AssertSqlSafe(statement));
-            for p in sql::rows_params(chunk, &slots, versions, now) {
-                q = bind(q, p);
-            }
-            StoreResult::Ok(q)
+            StoreResult::Ok(bind_rows(
+                sqlx::query(AssertSqlSafe(statement)),
+                chunk,
+                &slots,
+                versions,
+                now,
+            ))
         };
         let chunks: Vec<Range<usize>> = (0..rows.len())
             .step_by(per_statement)

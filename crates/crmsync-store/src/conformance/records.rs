@@ -561,10 +561,9 @@ pub async fn upserts_set_lookups_of_existing_records(b: &impl TestBackend) {
     assert_eq!(got.get("name"), Some(&Value::String("again".into())));
     // The lookup's index agrees with the rows.
     let entities = store.entities().await.unwrap();
-    for p in 0..4 {
+    for (p, parent) in parents.iter().enumerate() {
         let xml = format!(
-            "<fetch><entity name='thing'><filter><condition attribute='parentid' operator='eq' value='{}'/></filter></entity></fetch>",
-            parents[p]
+            "<fetch><entity name='thing'><filter><condition attribute='parentid' operator='eq' value='{parent}'/></filter></entity></fetch>"
         );
         let query = crmsync_query::parse_fetchxml(&xml, &entities).unwrap();
         let mut found = crate::conformance::query::ids_of(
@@ -573,7 +572,7 @@ pub async fn upserts_set_lookups_of_existing_records(b: &impl TestBackend) {
         found.sort();
         let mut want: Vec<RecordId> = expected
             .iter()
-            .filter(|(_, v)| matches!(v, Value::Lookup(r) if r.id == parents[p]))
+            .filter(|(_, v)| matches!(v, Value::Lookup(r) if r.id == *parent))
             .map(|(id, _)| *id)
             .collect();
         want.sort();

@@ -97,13 +97,15 @@ async fn tracked_read_returns_every_record_typed_then_a_delta_returns_exactly_th
     let mut existing = stored.keys().copied();
     let (updated, deleted) = (existing.next().unwrap(), existing.next().unwrap());
     let mut set = WriteSet::new();
-    for (i, id) in created.iter().enumerate() {
+    // Money of more digits than a double holds travels exactly.
+    for (i, (id, revenue)) in created
+        .iter()
+        .zip(["1234567.89", "922337203685477.58"])
+        .enumerate()
+    {
         let record = Record::new(*id)
             .with("name", Value::String(format!("new {i}")))
-            .with(
-                "revenue",
-                Value::Decimal(Decimal::from_str("1234567.89").unwrap()),
-            );
+            .with("revenue", Value::Decimal(Decimal::from_str(revenue).unwrap()));
         set = set.record(entity_name.clone(), record, UpsertMode::CreateOnly);
     }
     let renamed = Record::new(updated).with("name", Value::String("renamed".into()));
@@ -124,6 +126,10 @@ async fn tracked_read_returns_every_record_typed_then_a_delta_returns_exactly_th
     assert_eq!(
         changed[&updated].get("name"),
         Some(&Value::String("renamed".into()))
+    );
+    assert_eq!(
+        changed[&created[1]].get("revenue"),
+        Some(&Value::Decimal(Decimal::from_str("922337203685477.58").unwrap()))
     );
 
     let (none, gone, pages, _) = read_all(&c, &account, &[], ReadPosition::Delta(next_token), 7).await;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use crate::{AttributeType, RecordId, Value, ValueError};
 
@@ -23,8 +24,27 @@ pub struct TypedValue<'a>(pub &'a AttributeType);
 impl<'de> DeserializeSeed<'de> for TypedValue<'_> {
     type Value = Result<Value, ValueError>;
 
+    /// Decimals and money are read from their text, digit for digit (a double keeps only
+    /// about 16 significant digits), which needs a `serde_json` deserializer of borrowed text
+    /// (`from_str`, `from_slice`).
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+        if !matches!(
+            self.0,
+            AttributeType::Decimal { .. } | AttributeType::Money { .. }
+        ) {
+            return d.deserialize_any(self);
+        }
+        let Some(raw) = Option::<&'de RawValue>::deserialize(d)? else {
+            return Ok(Value::Null.coerce(self.0));
+        };
+        let text = raw.get();
+        if let Some(d) = crate::value::decimal_from_number(text) {
+            return Ok(Value::Decimal(d).coerce(self.0));
+        }
+        // Text, booleans, objects, numbers no decimal holds: as the JSON tree path takes or
+        // refuses them.
+        let json: Json = serde_json::from_str(text).map_err(de::Error::custom)?;
+        Ok(Value::from_json(&json, self.0))
     }
 }
 
@@ -170,6 +190,23 @@ mod tests {
                 assert_eq!(direct, via_json, "{text} as {ty:?}");
             }
         }
+    }
+
+    #[test]
+    fn decimals_are_read_digit_for_digit() {
+        let money = AttributeType::Money { precision: 4 };
+        let read = |text: &str| {
+            TypedValue(&money)
+                .deserialize(&mut serde_json::Deserializer::from_str(text))
+                .unwrap()
+        };
+        let decimal = |text: &str| Ok(Value::Decimal(text.parse().unwrap()));
+        assert_eq!(read("922337203685477.5807"), decimal("922337203685477.5807"));
+        assert_eq!(read("-0.00005"), decimal("-0.0001"), "rounded away from zero");
+        assert_eq!(read("1.5E+3"), decimal("1500"));
+        assert_eq!(read(r#""12.30""#), decimal("12.3"));
+        assert_eq!(read("null"), Ok(Value::Null));
+        assert!(read("true").is_err() && read("[1]").is_err());
     }
 
     proptest! {

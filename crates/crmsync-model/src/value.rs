@@ -239,7 +239,7 @@ impl Value {
             Value::String(s) => Json::String(s.clone()),
             Value::Integer(i) | Value::OptionSet(i) => Json::from(*i),
             Value::BigInt(i) => Json::from(*i),
-            Value::Decimal(d) => serde_json::Number::from_str(&d.to_string())
+            Value::Decimal(d) => serde_json::Number::from_str(&d.normalize().to_string())
                 .map(Json::Number)
                 .unwrap_or(Json::Null),
             Value::Double(d) => serde_json::Number::from_f64(*d)
@@ -251,6 +251,31 @@ impl Value {
             Value::Lookup(r) => serde_json::json!({"entity": r.entity.as_str(), "id": r.id.to_string()}),
         }
     }
+}
+
+impl Value {
+    /// Writes the value as JSON text, as [`Value::to_json`] gives it but with decimals digit
+    /// for digit: a JSON tree holds numbers as doubles, which keep only about 16 significant
+    /// digits (money has up to 19).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        match self {
+            Value::Decimal(d) => write!(out, "{}", d.normalize()),
+            other => serde_json::to_writer(out, &other.to_json()).map_err(std::io::Error::other),
+        }
+        .expect("writing to memory does not fail");
+    }
+}
+
+/// A decimal from the text of a JSON number, digit for digit; `None` for other JSON text and
+/// numbers out of a decimal's range.
+pub(crate) fn decimal_from_number(text: &str) -> Option<Decimal> {
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return None;
+    }
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .ok()
 }
 
 /// ISO 8601 UTC with `Z`; whole seconds when there is no fraction (as Dataverse writes them).

@@ -103,6 +103,46 @@ async fn records_round_trip_through_create_read_update_delete() {
     .await;
 }
 
+/// Money has up to 19 significant digits, more than a double holds: every answer that
+/// carries it, and every write, keeps them all.
+#[tokio::test]
+async fn money_keeps_every_digit_in_writes_reads_and_changes() {
+    let s = TestServer::start().await;
+    let exact = "\"revenue\":922337203685477.58";
+    let r = s
+        .send(Method::POST, "acme", "accounts", ACME_ADMIN)
+        .header("content-type", "application/json")
+        .header("prefer", "return=representation")
+        .body(format!(r#"{{"name":"Big",{exact}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = created_id(&r);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(exact), "created: {text}");
+    let read = |path: String| {
+        let request = s.get("acme", &path, ACME_ADMIN);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    for path in [
+        format!("accounts({id})"),
+        format!("accounts({id})?$select=revenue"),
+        "accounts?$select=name,revenue&$filter=name eq 'Big'".to_owned(),
+    ] {
+        let text = read(path.clone()).await;
+        assert!(text.contains(exact), "{path}: {text}");
+    }
+    let r = s
+        .get("acme", "accounts?$select=revenue", ACME_ADMIN)
+        .header("prefer", "odata.track-changes")
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains(exact), "changes: {text}");
+}
+
 #[tokio::test]
 async fn patch_is_an_upsert_steered_by_if_match_and_if_none_match() {
     let s = TestServer::start().await;

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crmsync_model::{AttributeName, EntityName, Record, RecordId, Version};
-use crmsync_store::sql::{self, ReadLayout};
+use crmsync_store::sql::{self, Raw, ReadLayout};
 use crmsync_store::{
-    Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, RecordPage, StateStore, StoreError,
+    ChangeCursor, ChangeRows, ChangeStore, ListRequest, RecordPage, RowChange, StateStore, StoreError,
     StoreResult,
 };
 use sqlx::sqlite::SqliteRow;
@@ -15,15 +15,18 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use crate::SqliteOrg;
 use crate::bind::{db_err, read};
 
-fn decode(layout: &ReadLayout, row: &SqliteRow) -> StoreResult<Record> {
-    let raws = layout
+fn raws(layout: &ReadLayout, row: &SqliteRow) -> StoreResult<Vec<Raw>> {
+    layout
         .columns
         .iter()
         .enumerate()
         .map(|(i, c)| read(row, i, c.storage))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?;
-    sql::decode_record(layout, raws)
+        .map_err(db_err)
+}
+
+fn decode(layout: &ReadLayout, row: &SqliteRow) -> StoreResult<Record> {
+    sql::decode_record(layout, raws(layout, row)?)
 }
 
 impl SqliteOrg {
@@ -104,7 +107,7 @@ impl SqliteOrg {
         entity: &EntityName,
         cursor: ChangeCursor,
         limit: usize,
-    ) -> StoreResult<ChangePage> {
+    ) -> StoreResult<ChangeRows> {
         // An initial read (since 0) pages through live records; from its second page on it also
         // reports deletes after the version it started at, so a record delivered early and
         // deleted during the read does not linger with the reader.
@@ -147,7 +150,10 @@ impl SqliteOrg {
         .map_err(db_err)?;
         let mut changes = rows
             .iter()
-            .map(|r| decode(&layout, r).map(Change::Upsert))
+            .map(|r| {
+                let (id, version, values) = sql::decode_row(&layout, raws(&layout, r)?)?;
+                Ok(RowChange::Upsert { id, version, values })
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         let deletes_after = if initial {
             (started > 0).then(|| after.max(started))
@@ -173,13 +179,13 @@ impl SqliteOrg {
             for t in tombstones {
                 let id: uuid::Uuid = t.try_get(0).map_err(db_err)?;
                 let version: i64 = t.try_get(1).map_err(db_err)?;
-                changes.push(Change::Delete {
+                changes.push(RowChange::Delete {
                     id: RecordId::from_uuid(id),
                     version,
                 });
             }
             if interleave {
-                changes.sort_by_cached_key(Change::version);
+                changes.sort_by_key(RowChange::version);
             }
         }
         let more = changes.len() > limit;
@@ -195,7 +201,8 @@ impl SqliteOrg {
             (true, Some(last)) => last.version(),
             _ => current,
         };
-        Ok(ChangePage {
+        Ok(ChangeRows {
+            columns: layout.names().cloned().collect(),
             changes,
             next: ChangeCursor {
                 since,
@@ -209,12 +216,12 @@ impl SqliteOrg {
 
 #[async_trait]
 impl ChangeStore for SqliteOrg {
-    async fn changes(
+    async fn change_rows(
         &self,
         entity: &EntityName,
         cursor: ChangeCursor,
         limit: usize,
-    ) -> StoreResult<ChangePage> {
+    ) -> StoreResult<ChangeRows> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let page = self.read_changes(&mut tx, entity, cursor, limit.max(1)).await?;
         tx.commit().await.map_err(db_err)?;

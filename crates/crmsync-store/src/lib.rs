@@ -40,8 +40,8 @@ pub use app::{App, AppSecret};
 pub use catalog::{Catalog, NewUser, OrgInfo, Role, User, normalize_email};
 pub use error::{StoreError, StoreResult};
 pub use org::{
-    BulkWrite, Change, ChangeCursor, ChangePage, ChangeStore, ListRequest, MetadataStore, OrgStore,
-    RecordPage, RecordStore, StateStore,
+    BulkWrite, Change, ChangeCursor, ChangePage, ChangeRows, ChangeStore, ListRequest, MetadataStore,
+    OrgStore, RecordPage, RecordStore, RowChange, StateStore,
 };
 pub use query::{PageCursor, PageRequest, QueryPage, QueryRow, QueryStore};
 pub use work::{Lease, NewWork, Retry, WorkItem, WorkStatus, WorkStore};

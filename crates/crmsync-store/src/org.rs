@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use crmsync_model::{
-    AttributeName, EntityMetadata, EntityName, MetadataChange, OrgName, Record, RecordId, Version,
+    AttributeName, EntityMetadata, EntityName, MetadataChange, OrgName, Record, RecordId, Value, Version,
 };
 
 use crate::{QueryStore, StoreResult, WriteOutcome, WriteSet};
@@ -123,6 +123,64 @@ pub struct ChangePage {
     pub more: bool,
 }
 
+/// One entry of a change query read as rows: an upsert's values are those of
+/// [`ChangeRows::columns`], in their order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowChange {
+    Upsert {
+        id: RecordId,
+        version: Version,
+        values: Vec<Value>,
+    },
+    Delete {
+        id: RecordId,
+        version: Version,
+    },
+}
+
+impl RowChange {
+    pub fn version(&self) -> Version {
+        match self {
+            RowChange::Upsert { version, .. } | RowChange::Delete { version, .. } => *version,
+        }
+    }
+}
+
+/// A [`ChangePage`] as rows: the attributes once, not a map per record, for readers that
+/// write thousands of records per page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChangeRows {
+    /// Every attribute of the entity (including its primary id and `versionnumber`), in name
+    /// order.
+    pub columns: Vec<AttributeName>,
+    pub changes: Vec<RowChange>,
+    pub next: ChangeCursor,
+    pub more: bool,
+}
+
+impl ChangeRows {
+    pub fn into_page(self) -> ChangePage {
+        let columns = self.columns;
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|change| match change {
+                RowChange::Upsert { id, values, .. } => Change::Upsert(Record {
+                    id: Some(id),
+                    // In name order: the map is built in one pass.
+                    values: columns.iter().cloned().zip(values).collect(),
+                }),
+                RowChange::Delete { id, version } => Change::Delete { id, version },
+            })
+            .collect();
+        ChangePage {
+            changes,
+            next: self.next,
+            more: self.more,
+        }
+    }
+}
+
 #[async_trait]
 pub trait ChangeStore: Send + Sync {
     /// Creates, updates and deletes of `entity` with a version greater than `cursor.after`,
@@ -134,7 +192,16 @@ pub trait ChangeStore: Send + Sync {
         entity: &EntityName,
         cursor: ChangeCursor,
         limit: usize,
-    ) -> StoreResult<ChangePage>;
+    ) -> StoreResult<ChangePage> {
+        Ok(self.change_rows(entity, cursor, limit).await?.into_page())
+    }
+    /// [`ChangeStore::changes`] as rows.
+    async fn change_rows(
+        &self,
+        entity: &EntityName,
+        cursor: ChangeCursor,
+        limit: usize,
+    ) -> StoreResult<ChangeRows>;
     /// The highest version allocated in the org.
     async fn current_version(&self) -> StoreResult<Version>;
     /// Removes tombstones deleted before `older_than`; returns how many.

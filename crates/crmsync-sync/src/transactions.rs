@@ -263,12 +263,19 @@ pub struct Transaction {
     pub processed_on: Option<DateTime<Utc>>,
 }
 
+/// Values as a JSON object, decimals digit for digit ([`Value::write_json`]).
 fn values_json(values: &BTreeMap<AttributeName, Value>) -> String {
-    let map: serde_json::Map<String, Json> = values
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_json()))
-        .collect();
-    Json::Object(map).to_string()
+    let mut out = vec![b'{'];
+    for (i, (k, v)) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k.as_str()).expect("writing to memory does not fail");
+        out.push(b':');
+        v.write_json(&mut out);
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 fn name(a: &str) -> AttributeName {

@@ -25,6 +25,7 @@ use crmsync_sync::SyncError;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::mapping::LOOKUP_NAME;
 
@@ -319,7 +320,10 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             match key {
                 Key::Value(i) => {
                     let ty = &attributes[i].attribute_type;
-                    let raw = map.next_value_seed(ValueSeed { ty })?;
+                    let raw = match (ValueSeed { ty }).decimal() {
+                        true => decimal_value(map.next_value::<Option<&'de RawValue>>()?)?,
+                        false => map.next_value_seed(ValueSeed { ty })?,
+                    };
                     let value = raw
                         .coerce(ty)
                         .map_err(|e| de::Error::custom(format!("{}: {e}", plan.name(i))))?;
@@ -396,6 +400,22 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 plan.entity.primary_id_attribute
             ))),
         }
+    }
+}
+
+/// A decimal or money value from its JSON text, digit for digit: a number read as a double
+/// keeps only about 16 significant digits, money has up to 19. Text in quotes is left to the
+/// coercion to the attribute's type, as other values are.
+fn decimal_value<E: de::Error>(raw: Option<&RawValue>) -> Result<Value, E> {
+    let Some(raw) = raw else {
+        return Ok(Value::Null);
+    };
+    let text = raw.get();
+    match text.starts_with('"') {
+        true => serde_json::from_str::<String>(text)
+            .map(Value::String)
+            .map_err(E::custom),
+        false => ValueSeed::decimal_text(text),
     }
 }
 

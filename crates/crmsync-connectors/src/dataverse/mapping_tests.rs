@@ -250,6 +250,41 @@ fn records_are_typed_by_metadata_and_annotations_ignored() {
     );
 }
 
+/// Money and decimals are read from their JSON text, digit for digit (a double would keep
+/// about 16 significant digits).
+#[test]
+fn decimals_are_read_digit_for_digit() {
+    let e = account();
+    let id = RecordId::new_random();
+    let read = |revenue: &str, rate: &str| {
+        let body =
+            format!(r#"{{"value":[{{"accountid":"{id}","revenue":{revenue},"exchangerate":{rate}}}]}}"#);
+        let batch = decode::page(&e, body.as_bytes())
+            .map(|mut page| page.records.remove(0))
+            .map(|batch| batch.into_records(&e.primary_id_attribute).remove(0));
+        batch.map(|r| (r.get("revenue").cloned(), r.get("exchangerate").cloned()))
+    };
+    let decimal = |text: &str| Some(Value::Decimal(Decimal::from_str(text).unwrap()));
+    assert_eq!(
+        read("922337203685477.5807", "-12345678901.0123456789").unwrap(),
+        (
+            decimal("922337203685477.5807"),
+            decimal("-12345678901.0123456789")
+        )
+    );
+    // Exponents, quoted text and nulls; rounded to the attribute's precision.
+    assert_eq!(
+        read("1.5E+3", "\"0.25\"").unwrap(),
+        (decimal("1500"), decimal("0.25"))
+    );
+    assert_eq!(
+        read("null", "1.00000000005").unwrap(),
+        (Some(Value::Null), decimal("1.0000000001"))
+    );
+    assert!(matches!(read("true", "1"), Err(SyncError::Protocol(m)) if m.contains("true")));
+    assert!(matches!(read("\"lots\"", "1"), Err(SyncError::Protocol(m)) if m.contains("revenue")));
+}
+
 #[test]
 fn delta_entries_and_select_lists() {
     let e = account();

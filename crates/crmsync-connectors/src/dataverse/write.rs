@@ -109,7 +109,7 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(out, s).expect("writing to memory does not fail");
 }
 
-/// A value as [`Value::to_json`] gives it, written out.
+/// A value as [`Value::write_json`] writes it.
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     use std::io::Write;
     match value {
@@ -125,7 +125,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Guid(g) => {
             let _ = write!(out, "\"{g}\"");
         }
-        other => serde_json::to_writer(out, &other.to_json()).expect("writing to memory does not fail"),
+        other => other.write_json(out),
     }
 }
 

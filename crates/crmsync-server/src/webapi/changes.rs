@@ -15,10 +15,10 @@
 use axum::http::HeaderValue;
 use axum::response::Response;
 use crmsync_model::{EntityMetadata, Version};
-use crmsync_store::{Change, ChangeCursor};
+use crmsync_store::{ChangeCursor, RowChange};
 use serde_json::{Value as Json_, json};
 
-use super::json::{Envelope, JsonShape, RecordJson};
+use super::json::{Envelope, JsonShape, RowJson};
 use super::records::select_columns;
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
@@ -32,7 +32,7 @@ const BYTES_PER_CHANGE: usize = 1024;
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Entry<'a> {
-    Record(RecordJson<'a>),
+    Record(RowJson<'a>),
     Deleted(Json_),
 }
 
@@ -121,17 +121,18 @@ pub async fn get(
     let page = ctx
         .caller
         .store
-        .changes(&entity.logical_name, cursor, size)
+        .change_rows(&entity.logical_name, cursor, size)
         .await?;
     let deleted_context = format!("{}$metadata#{}/$deletedEntity", ctx.base, entity.entity_set_name);
     let shape = JsonShape::new(entity, prefer).selecting(columns.as_deref());
+    let shape = shape.for_columns(&page.columns);
     let entries = page.changes.iter().map(|change| match change {
-        Change::Upsert(record) => Entry::Record(RecordJson {
+        RowChange::Upsert { version, values, .. } => Entry::Record(RowJson {
             shape: &shape,
-            record,
-            linked: &[],
+            version: *version,
+            values,
         }),
-        Change::Delete { id, .. } => Entry::Deleted(
+        RowChange::Delete { id, .. } => Entry::Deleted(
             json!({"@odata.context": deleted_context, "id": id.to_string(), "reason": "deleted"}),
         ),
     });

@@ -13,7 +13,8 @@
 use crmsync_model::{
     AttributeMetadata, AttributeName, AttributeType, EntityMetadata, EntityReference, Record, RecordId, Value,
 };
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::Prefer;
 use crate::ApiError;
@@ -25,21 +26,6 @@ pub fn etag(record: &Record) -> Option<String> {
     match record.get("versionnumber") {
         Some(Value::BigInt(v)) => Some(format!("W/\"{v}\"")),
         _ => None,
-    }
-}
-
-/// One record as a JSON object (without `@odata.context`): [`RecordJson`]'s shape, as a map
-/// for responses that add fields around it.
-pub fn record_to_json(entity: &EntityMetadata, record: &Record, prefer: &Prefer) -> Map<String, Json> {
-    let shape = JsonShape::new(entity, prefer);
-    let json = RecordJson {
-        shape: &shape,
-        record,
-        linked: &[],
-    };
-    match serde_json::to_value(json) {
-        Ok(Json::Object(map)) => map,
-        _ => unreachable!("a record always serializes to a JSON object"),
     }
 }
 
@@ -367,8 +353,8 @@ impl<'a> JsonShape<'a> {
     }
 }
 
-/// Serializes a record as [`record_to_json`] does, straight to the output (no intermediate
-/// map): collection reads write thousands of records per page.
+/// Serializes a record straight to the output (no intermediate map): collection reads write
+/// thousands of records per page.
 pub struct RecordJson<'a> {
     pub shape: &'a JsonShape<'a>,
     pub record: &'a Record,
@@ -380,6 +366,7 @@ struct ValueJson<'a>(&'a Value);
 
 impl serde::Serialize for ValueJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = uuid::Uuid::encode_buffer();
         match self.0 {
             Value::Null => s.serialize_unit(),
             Value::String(v) => s.serialize_str(v),
@@ -387,9 +374,21 @@ impl serde::Serialize for ValueJson<'_> {
             Value::BigInt(i) => s.serialize_i64(*i),
             Value::Double(f) => s.serialize_f64(*f),
             Value::Boolean(b) => s.serialize_bool(*b),
-            Value::Guid(g) => s.collect_str(g),
-            Value::Lookup(r) => s.collect_str(&r.id),
-            other => other.to_json().serialize(s),
+            Value::Guid(g) => s.serialize_str(g.as_uuid().hyphenated().encode_lower(&mut text)),
+            Value::Lookup(r) => s.serialize_str(r.id.as_uuid().hyphenated().encode_lower(&mut text)),
+            // Digit for digit: a double keeps only about 16 significant digits.
+            Value::Decimal(d) => RawValue::from_string(d.normalize().to_string())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
+            Value::DateTime(d) => {
+                // As `Value::to_json` writes it: whole seconds when there is no fraction.
+                use chrono::{SecondsFormat, Timelike};
+                let format = match d.nanosecond() {
+                    0 => SecondsFormat::Secs,
+                    _ => SecondsFormat::Micros,
+                };
+                s.serialize_str(&d.to_rfc3339_opts(format, true))
+            }
         }
     }
 }
@@ -398,6 +397,30 @@ impl serde::Serialize for RecordJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(None)?;
+        self.write_fields(&mut map)?;
+        map.end()
+    }
+}
+
+/// A record answered on its own: `@odata.context`, then the record as [`RecordJson`] writes
+/// it (digit for digit, unlike a JSON tree).
+pub struct EntityJson<'a> {
+    pub context: &'a str,
+    pub record: RecordJson<'a>,
+}
+
+impl serde::Serialize for EntityJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("@odata.context", self.context)?;
+        self.record.write_fields(&mut map)?;
+        map.end()
+    }
+}
+
+impl RecordJson<'_> {
+    fn write_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         if let Some(tag) = etag(self.record) {
             map.serialize_entry("@odata.etag", &tag)?;
         }
@@ -405,36 +428,89 @@ impl serde::Serialize for RecordJson<'_> {
         let mut from = 0;
         for (name, value) in &self.record.values {
             let attribute = shape.attribute_from(name.as_str(), &mut from);
-            match (attribute, value) {
-                (Some(a), _) if !a.selected => {}
-                (None, _) if shape.selective => {}
-                (
-                    Some(Shaped {
-                        key: Some(key),
-                        annotation,
-                        ..
-                    }),
-                    v,
-                ) => {
-                    map.serialize_entry(key, &ValueJson(v))?;
-                    if let (Value::Lookup(r), true) = (v, shape.lookup_names) {
-                        map.serialize_entry(annotation, r.entity.as_str())?;
-                    }
-                }
-                (Some(Shaped { ty, annotation, .. }), Value::OptionSet(v)) => {
-                    map.serialize_entry(name.as_str(), v)?;
-                    let label = ty
-                        .option_set()
-                        .and_then(|set| set.options.iter().find(|o| o.value == *v));
-                    if let Some(label) = label.filter(|_| shape.formatted) {
-                        map.serialize_entry(annotation, &label.label)?;
-                    }
-                }
-                (_, v) => map.serialize_entry(name.as_str(), &ValueJson(v))?,
-            }
+            shape.write_value(map, attribute, name.as_str(), value)?;
         }
         for (alias, attribute, value) in self.linked {
             map.serialize_entry(&format!("{alias}.{attribute}"), &ValueJson(value))?;
+        }
+        Ok(())
+    }
+}
+
+impl JsonShape<'_> {
+    /// Writes one value of a record, as `attribute` of the entity (`None`: not one of its
+    /// attributes).
+    fn write_value<M: serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+        attribute: Option<&Shaped<'_>>,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), M::Error> {
+        match (attribute, value) {
+            (Some(a), _) if !a.selected => Ok(()),
+            (None, _) if self.selective => Ok(()),
+            (
+                Some(Shaped {
+                    key: Some(key),
+                    annotation,
+                    ..
+                }),
+                v,
+            ) => {
+                map.serialize_entry(key, &ValueJson(v))?;
+                match (v, self.lookup_names) {
+                    (Value::Lookup(r), true) => map.serialize_entry(annotation, r.entity.as_str()),
+                    _ => Ok(()),
+                }
+            }
+            (Some(Shaped { ty, annotation, .. }), Value::OptionSet(v)) => {
+                map.serialize_entry(name, v)?;
+                let label = ty
+                    .option_set()
+                    .and_then(|set| set.options.iter().find(|o| o.value == *v));
+                match label.filter(|_| self.formatted) {
+                    Some(label) => map.serialize_entry(annotation, &label.label),
+                    None => Ok(()),
+                }
+            }
+            (_, v) => map.serialize_entry(name, &ValueJson(v)),
+        }
+    }
+
+    /// This shape matched to the columns of rows (names in ascending order), once for all
+    /// the rows.
+    pub fn for_columns<'s>(&'s self, columns: &'s [AttributeName]) -> ColumnsShape<'s> {
+        let mut from = 0;
+        let columns = columns
+            .iter()
+            .map(|name| (name.as_str(), self.attribute_from(name.as_str(), &mut from)))
+            .collect();
+        ColumnsShape { shape: self, columns }
+    }
+}
+
+/// A [`JsonShape`] matched to the columns of rows (see [`JsonShape::for_columns`]).
+pub struct ColumnsShape<'a> {
+    shape: &'a JsonShape<'a>,
+    columns: Vec<(&'a str, Option<&'a Shaped<'a>>)>,
+}
+
+/// Serializes a row of values in [`ColumnsShape`]'s columns as [`RecordJson`] does a record
+/// with those values: a page of changes is written without a map per record.
+pub struct RowJson<'a> {
+    pub shape: &'a ColumnsShape<'a>,
+    pub version: crmsync_model::Version,
+    pub values: &'a [Value],
+}
+
+impl serde::Serialize for RowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("@odata.etag", &format_args!("W/\"{}\"", self.version))?;
+        for ((name, attribute), value) in self.shape.columns.iter().zip(self.values) {
+            self.shape.shape.write_value(&mut map, *attribute, name, value)?;
         }
         map.end()
     }
@@ -568,6 +644,89 @@ mod tests {
                 .contains("fullname")
         );
         assert!(record_from_json(&es[1], &es, &serde_json::json!([1])).is_err());
+    }
+
+    /// A change page's rows are written exactly as the records they are, whatever is selected
+    /// and annotated.
+    #[test]
+    fn a_row_is_written_as_its_record() {
+        let es = entities();
+        let contact = &es[1];
+        let id = RecordId::new_random();
+        let record = Record::new(id)
+            .with("fullname", Value::String("Ada \"the first\" é".into()))
+            .with(
+                "parentcustomerid",
+                Value::Lookup(EntityReference {
+                    entity: EntityName::parse("account").unwrap(),
+                    id: RecordId::new_random(),
+                }),
+            )
+            .with("statecode", Value::OptionSet(1))
+            .with("statuscode", Value::OptionSet(2))
+            .with("versionnumber", Value::BigInt(42))
+            .with("createdon", Value::Null)
+            .with("contactid", Value::Guid(id));
+        let columns: Vec<AttributeName> = record.values.keys().cloned().collect();
+        let values: Vec<Value> = record.values.values().cloned().collect();
+        let annotated = Prefer {
+            include_annotations: Some(vec!["*".into()]),
+            ..Prefer::default()
+        };
+        let fullname = [AttributeName::parse("fullname").unwrap()];
+        for prefer in [Prefer::default(), annotated] {
+            for only in [None, Some(&fullname[..])] {
+                let shape = JsonShape::new(contact, &prefer).selecting(only);
+                let as_record = serde_json::to_value(RecordJson {
+                    shape: &shape,
+                    record: &record,
+                    linked: &[],
+                })
+                .unwrap();
+                let columns_shape = shape.for_columns(&columns);
+                let as_row = serde_json::to_value(RowJson {
+                    shape: &columns_shape,
+                    version: 42,
+                    values: &values,
+                })
+                .unwrap();
+                assert_eq!(as_row, as_record, "{only:?}");
+                assert_eq!(as_row["@odata.etag"], "W/\"42\"");
+                let annotation = as_row.get(format!("_parentcustomerid_value@{LOOKUP_NAME}"));
+                assert_eq!(
+                    annotation.is_some(),
+                    prefer.include_annotations.is_some() && only.is_none()
+                );
+            }
+        }
+    }
+
+    /// Money and decimals are written digit for digit, guids and date/times as Dataverse
+    /// writes them.
+    #[test]
+    fn values_are_written_digit_for_digit() {
+        let entity = EntityMetadata::new("account", "accounts", "name")
+            .unwrap()
+            .with_attribute(AttributeMetadata::new("revenue", AttributeType::Money { precision: 2 }).unwrap())
+            .unwrap();
+        let id = RecordId::parse("4464a1e3-87a1-417e-90a4-5cfd42964064").unwrap();
+        let when = |text: &str| Value::DateTime(text.parse().unwrap());
+        let record = Record::new(id)
+            .with("accountid", Value::Guid(id))
+            .with("revenue", Value::Decimal("922337203685477.58".parse().unwrap()))
+            .with("createdon", when("2024-02-29T10:11:12Z"))
+            .with("modifiedon", when("2024-02-29T10:11:12.000250Z"));
+        let shape = JsonShape::new(&entity, &Prefer::default());
+        let json = serde_json::to_string(&RecordJson {
+            shape: &shape,
+            record: &record,
+            linked: &[],
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"accountid":"4464a1e3-87a1-417e-90a4-5cfd42964064","createdon":"2024-02-29T10:11:12Z","modifiedon":"2024-02-29T10:11:12.000250Z","revenue":922337203685477.58}"#
+        );
     }
 
     #[test]

@@ -12,13 +12,12 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crmsync_model::{AttributeName, EntityMetadata, RecordId};
+use crmsync_model::{AttributeName, EntityMetadata, Record, RecordId};
 use crmsync_store::{DeleteMode, StoreError, UpsertMode, WriteSet};
 
-use super::json::{etag, record_from_body, record_to_json};
+use super::json::{EntityJson, JsonShape, RecordJson, etag, record_from_body};
 use super::writeback::{self, WriteError};
 use super::{ApiRequest, Ctx, Prefer};
 use crate::ApiError;
@@ -91,17 +90,13 @@ async fn respond_written(
             .store
             .retrieve(&entity.logical_name, id, columns.as_deref())
             .await?;
-        let mut body = record_to_json(entity, &record, &prefer);
-        body.insert(
-            "@odata.context".into(),
-            format!("{}$metadata#{}/$entity", ctx.base, entity.entity_set_name).into(),
-        );
         let status = if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         };
-        let mut response = (status, Json(body)).into_response();
+        let shape = JsonShape::new(entity, &prefer);
+        let mut response = (status, entity_body(ctx, entity, &shape, &record)).into_response();
         response
             .headers_mut()
             .insert("odata-entityid", entity_id_header(ctx, entity, id));
@@ -150,15 +145,24 @@ pub async fn get(ctx: &Ctx, request: &ApiRequest, set: &str, id: RecordId) -> Re
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let prefer = Prefer::parse(&request.headers);
-    let mut body = record_to_json(&entity, &record, &prefer);
-    if selected.is_some_and(|c| !c.contains(&version)) {
-        body.remove("versionnumber");
-    }
-    body.insert(
-        "@odata.context".into(),
-        format!("{}$metadata#{}/$entity", ctx.base, entity.entity_set_name).into(),
-    );
-    Ok(Json(body).into_response())
+    // `versionnumber` is read for the etag; it is written only when selected.
+    let shape = JsonShape::new(&entity, &prefer).selecting(selected.as_deref());
+    Ok(entity_body(ctx, &entity, &shape, &record).into_response())
+}
+
+/// A record answered on its own, with its `@odata.context`.
+fn entity_body(ctx: &Ctx, entity: &EntityMetadata, shape: &JsonShape, record: &Record) -> impl IntoResponse {
+    let context = format!("{}$metadata#{}/$entity", ctx.base, entity.entity_set_name);
+    let body = EntityJson {
+        context: &context,
+        record: RecordJson {
+            shape,
+            record,
+            linked: &[],
+        },
+    };
+    let body = serde_json::to_vec(&body).expect("a record serializes");
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 /// What a write request does.

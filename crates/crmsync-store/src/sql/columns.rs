@@ -101,6 +101,16 @@ pub enum Slot {
     LookupType(usize),
 }
 
+impl Slot {
+    /// The batch value the slot reads, if any.
+    pub fn value_index(&self) -> Option<usize> {
+        match self {
+            Slot::Value(i) | Slot::LookupType(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
 /// Attributes that are NOT NULL in every entity table and may be written.
 const NOT_NULL: [&str; 4] = ["createdon", "modifiedon", "statecode", "statuscode"];
 
@@ -259,6 +269,11 @@ impl ReadLayout {
             .by_name
             .sort_unstable_by(|x, y| layout.attributes[*x].0.cmp(&layout.attributes[*y].0));
         Ok(layout)
+    }
+
+    /// The attributes in name order: the order of a decoded row's values.
+    pub fn names(&self) -> impl Iterator<Item = &AttributeName> {
+        self.by_name.iter().map(|i| &self.attributes[*i].0)
     }
 
     pub fn select_list(&self) -> String {

@@ -43,7 +43,7 @@ pub use dml::{
 };
 pub use filter::{ArrayKind, Bind, ColumnRef, Resolver, SqlWriter, render_predicate};
 pub use prepare::{
-    coerce_rows, decode_record, distinct_runs, prepare_upsert, record_label, rows_per_statement,
+    coerce_rows, decode_record, decode_row, distinct_runs, prepare_upsert, record_label, rows_per_statement,
 };
 pub use select::{PageStatement, SelectPlan};
 pub use values::{Param, Raw, RowContext, Versions, param_of, row_params, rows_params, slot_param, value_of};

@@ -2,7 +2,7 @@
 //! multi-row statements, and assembling a record from read columns.
 
 use crmsync_model::{
-    AttributeName, EntityMetadata, ModelError, Record, RecordBatch, RecordId, Value, ValueError,
+    AttributeName, EntityMetadata, ModelError, Record, RecordBatch, RecordId, Value, ValueError, Version,
 };
 
 use super::values::{Raw, value_of};
@@ -91,9 +91,10 @@ pub fn distinct_runs(rows: &[(RecordId, Vec<Value>)], max: usize) -> Vec<&[(Reco
     out
 }
 
-/// Builds a record from the raw columns of one row read with `layout`.
-pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Record> {
-    let mut id = None;
+/// The values of one row read with `layout`, in the order of [`ReadLayout::names`], with the
+/// record's id and version.
+pub fn decode_row(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<(RecordId, Version, Vec<Value>)> {
+    let (mut id, mut version) = (None, 0);
     let mut values = Vec::with_capacity(layout.attributes.len());
     for &i in &layout.by_name {
         let (name, ty, col) = &layout.attributes[i];
@@ -101,20 +102,26 @@ pub fn decode_record(layout: &ReadLayout, mut raws: Vec<Raw>) -> StoreResult<Rec
         let lookup = matches!(ty, crmsync_model::AttributeType::Lookup { .. })
             .then(|| std::mem::replace(&mut raws[col + 1], Raw::Null));
         let value = value_of(ty, raw, lookup)?;
-        if i == 0
-            && let Value::Guid(g) = &value
-        {
-            id = Some(*g);
+        match &value {
+            Value::Guid(g) if i == 0 => id = Some(*g),
+            Value::BigInt(v) if name.as_str() == "versionnumber" => version = *v,
+            _ => {}
         }
-        values.push((name.clone(), value));
+        values.push(value);
     }
     let Some(id) = id else {
         return Err(StoreError::database("a stored record has no id"));
     };
+    Ok((id, version, values))
+}
+
+/// Builds a record from the raw columns of one row read with `layout`.
+pub fn decode_record(layout: &ReadLayout, raws: Vec<Raw>) -> StoreResult<Record> {
+    let (id, _, values) = decode_row(layout, raws)?;
     // In name order already, so the map is built in one pass rather than by a search per value.
     Ok(Record {
         id: Some(id),
-        values: values.into_iter().collect(),
+        values: layout.names().cloned().zip(values).collect(),
     })
 }
 

@@ -183,6 +183,24 @@ mod tests {
         assert_eq!(read, expected);
     }
 
+    /// Money queued for the server comes back digit for digit (a double keeps only about 16
+    /// significant digits).
+    #[test]
+    fn queued_money_keeps_every_digit() {
+        let meta = crmsync_model::EntityMetadata::new("account", "accounts", "name")
+            .unwrap()
+            .with_attribute(
+                crmsync_model::AttributeMetadata::new("revenue", AttributeType::Money { precision: 4 })
+                    .unwrap(),
+            )
+            .unwrap();
+        let revenue = Value::Decimal("-922337203685477.5807".parse().unwrap());
+        let values: BTreeMap<AttributeName, Value> = [(name("revenue"), revenue)].into_iter().collect();
+        let text = values_json(&values);
+        assert_eq!(text, r#"{"revenue":-922337203685477.5807}"#);
+        assert_eq!(typed_text(&meta, &text).unwrap(), values);
+    }
+
     #[test]
     fn queued_values_skip_unknown_attributes_and_name_a_bad_one() {
         let meta = entity_metadata();

@@ -223,9 +223,30 @@ mod tests {
                         continue;
                     }
                     let (direct, via_json) = both(text, &ty);
+                    let decimal = matches!(ty, AttributeType::Decimal { .. } | AttributeType::Money { .. });
+                    if decimal && beyond_a_double(text) {
+                        // Read digit for digit, as the same digits in quotes are; a JSON tree
+                        // keeps only the double's.
+                        if !text.contains(['e', 'E']) {
+                            prop_assert_eq!(direct, Value::String(text.clone()).coerce(&ty));
+                        }
+                        continue;
+                    }
                     prop_assert_eq!(direct, via_json);
                 }
             }
         }
+    }
+
+    /// Whether a JSON number has more digits than a double keeps exactly (or an exponent).
+    fn beyond_a_double(text: &str) -> bool {
+        let digits = text
+            .trim_start_matches(['-', '0', '.'])
+            .chars()
+            .filter(char::is_ascii_digit)
+            .count();
+        text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+            && text.contains(['.', 'e', 'E'])
+            && (digits > 15 || text.contains(['e', 'E']))
     }
 }

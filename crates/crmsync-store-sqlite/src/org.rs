@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::bind::db_err;
 use crate::catalog::{Checkpoints, open_pool};
+use crate::changes::Readers;
 use crate::migrate;
 
 pub struct SqliteOrg {
@@ -33,6 +34,8 @@ pub struct SqliteOrg {
     schema: RwLock<Arc<Schema>>,
     /// Wakes the org's [`checkpointer`] after a commit.
     checkpoint: tokio::sync::mpsc::Sender<()>,
+    /// Plain connections reading change pages (see `changes.rs`).
+    pub(crate) readers: Arc<Readers>,
 }
 
 /// How often the checkpointer runs when no commit woke it (writes that do not wake it, such
@@ -93,6 +96,7 @@ impl SqliteOrg {
             write_lock: tokio::sync::Mutex::new(()),
             schema: RwLock::new(Arc::new(schema)),
             checkpoint,
+            readers: Readers::new(path),
         })
     }
 
@@ -103,11 +107,12 @@ impl SqliteOrg {
     }
 
     pub(crate) async fn close(&self) {
+        self.readers.clear();
         self.pool.close().await;
         self.writer.close().await;
     }
 
-    fn cached(&self) -> Arc<Schema> {
+    pub(crate) fn cached(&self) -> Arc<Schema> {
         self.schema.read().expect("schema lock poisoned").clone()
     }
 

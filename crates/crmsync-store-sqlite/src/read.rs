@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use crmsync_model::{AttributeName, EntityName, Record, RecordId, Version};
 use crmsync_store::sql::{self, Raw, ReadLayout};
 use crmsync_store::{
-    ChangeCursor, ChangeRows, ChangeStore, ListRequest, RecordPage, RowChange, StateStore, StoreError,
-    StoreResult,
+    ChangeCursor, ChangeRows, ChangeStore, ListRequest, RecordPage, StateStore, StoreError, StoreResult,
 };
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::SqliteOrg;
 use crate::bind::{db_err, read};
+use crate::changes;
 
 fn raws(layout: &ReadLayout, row: &SqliteRow) -> StoreResult<Vec<Raw>> {
     layout
@@ -100,118 +100,6 @@ impl SqliteOrg {
             .map_err(db_err)?;
         Ok(n as u64)
     }
-
-    async fn read_changes(
-        &self,
-        conn: &mut SqliteConnection,
-        entity: &EntityName,
-        cursor: ChangeCursor,
-        limit: usize,
-    ) -> StoreResult<ChangeRows> {
-        // An initial read (since 0) pages through live records; from its second page on it also
-        // reports deletes after the version it started at, so a record delivered early and
-        // deleted during the read does not linger with the reader.
-        let initial = cursor.since == 0;
-        let since = cursor.since;
-        let after = if initial {
-            cursor.after
-        } else {
-            cursor.after.max(cursor.since)
-        };
-        let mut started = cursor.started;
-        let schema = self.schema(conn).await?;
-        let meta = schema.entity(entity.as_str())?;
-        if since > 0 {
-            let horizon: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM _change_horizon WHERE entity = ?1")
-                    .bind(entity.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-            if let Some(horizon) = horizon.filter(|h| after < *h) {
-                return Err(StoreError::Expired {
-                    entity: entity.to_string(),
-                    since: after,
-                    horizon,
-                });
-            }
-        }
-        let layout = ReadLayout::new(meta, None)?;
-        let fetch = limit as i64 + 1;
-        let rows = sqlx::query(AssertSqlSafe(sql::select_changes(
-            &self.names,
-            entity.as_str(),
-            &layout,
-        )))
-        .bind(after)
-        .bind(fetch)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        let mut changes = rows
-            .iter()
-            .map(|r| {
-                let (id, version, values) = sql::decode_row(&layout, raws(&layout, r)?)?;
-                Ok(RowChange::Upsert { id, version, values })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        let deletes_after = if initial {
-            (started > 0).then(|| after.max(started))
-        } else {
-            Some(after)
-        };
-        if let Some(deletes_after) = deletes_after {
-            let pk = meta.primary_id_attribute.as_str();
-            let tombstones = sqlx::query(AssertSqlSafe(sql::select_tombstones(
-                &self.names,
-                entity.as_str(),
-                pk,
-            )))
-            .bind(entity.as_str())
-            .bind(deletes_after)
-            .bind(fetch)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?;
-            // Rows and tombstones each come in version order; they interleave only when both
-            // are there.
-            let interleave = !tombstones.is_empty() && !changes.is_empty();
-            for t in tombstones {
-                let id: uuid::Uuid = t.try_get(0).map_err(db_err)?;
-                let version: i64 = t.try_get(1).map_err(db_err)?;
-                changes.push(RowChange::Delete {
-                    id: RecordId::from_uuid(id),
-                    version,
-                });
-            }
-            if interleave {
-                changes.sort_by_key(RowChange::version);
-            }
-        }
-        let more = changes.len() > limit;
-        changes.truncate(limit);
-        let current: i64 = sqlx::query_scalar("SELECT version FROM _org_state")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        if initial && started == 0 {
-            started = current.max(1);
-        }
-        let next = match (more, changes.last()) {
-            (true, Some(last)) => last.version(),
-            _ => current,
-        };
-        Ok(ChangeRows {
-            columns: layout.names().cloned().collect(),
-            changes,
-            next: ChangeCursor {
-                since,
-                after: next.max(after),
-                started,
-            },
-            more,
-        })
-    }
 }
 
 #[async_trait]
@@ -222,10 +110,30 @@ impl ChangeStore for SqliteOrg {
         cursor: ChangeCursor,
         limit: usize,
     ) -> StoreResult<ChangeRows> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let page = self.read_changes(&mut tx, entity, cursor, limit.max(1)).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(page)
+        let mut schema = self.cached();
+        // A metadata change between loading the schema and reading is seen in the read's
+        // snapshot: the schema is reloaded and the page read again.
+        for _ in 0..3 {
+            let read = {
+                let (schema, names, entity) = (schema.clone(), self.names.clone(), entity.clone());
+                self.readers
+                    .run(move |conn| {
+                        changes::read_changes(conn, &schema, &names, &entity, cursor, limit.max(1))
+                    })
+                    .await?
+            };
+            match read {
+                changes::Read::Page(page) => return Ok(page),
+                changes::Read::Stale(version) => {
+                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    schema = self.schema_at(&mut conn, version).await?;
+                }
+            }
+        }
+        Err(StoreError::Database {
+            message: "the metadata kept changing while the changes were read".into(),
+            retryable: true,
+        })
     }
 
     async fn current_version(&self) -> StoreResult<Version> {

@@ -6,7 +6,7 @@ use crmsync_model::{
 };
 
 use crate::conformance::{TestBackend, entity_name, org, org_with_thing, thing};
-use crate::{StoreError, UpsertMode, WriteSet};
+use crate::{Change, ChangeCursor, StoreError, UpsertMode, WriteSet};
 
 fn attr(n: &str) -> AttributeName {
     AttributeName::parse(n).unwrap()
@@ -185,4 +185,42 @@ pub async fn metadata_change_is_seen_by_another_instance(b: &impl TestBackend) {
         .unwrap();
     let got = store.retrieve(&entity_name("thing"), id, None).await.unwrap();
     assert_eq!(got.get("note"), Some(&Value::String("hello".into())));
+    // And reads changes with it, though it last read them before the change.
+    let page = second
+        .changes(&entity_name("thing"), ChangeCursor::start(0), 10)
+        .await
+        .unwrap();
+    let late = Record::new(RecordId::new_random()).with("note", Value::String("late".into()));
+    let late_id = late.id.unwrap();
+    let size = AttributeMetadata::new("size", AttributeType::Integer { min: 0, max: 9 }).unwrap();
+    store
+        .apply_metadata(&[MetadataChange::AddAttribute {
+            entity: entity_name("thing"),
+            attribute: size,
+        }])
+        .await
+        .unwrap();
+    store
+        .write(WriteSet::new().record(
+            entity_name("thing"),
+            late.with("size", Value::Integer(7)),
+            UpsertMode::CreateOnly,
+        ))
+        .await
+        .unwrap();
+    let next = second
+        .changes(&entity_name("thing"), page.next, 10)
+        .await
+        .unwrap();
+    let records: Vec<&Record> = next
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert(r) => Some(r),
+            Change::Delete { .. } => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{next:?}");
+    assert_eq!(records[0].id, Some(late_id));
+    assert_eq!(records[0].get("size"), Some(&Value::Integer(7)));
 }

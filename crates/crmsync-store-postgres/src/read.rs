@@ -134,20 +134,10 @@ impl PgOrg {
         cursor: ChangeCursor,
         limit: usize,
     ) -> StoreResult<ChangeRows> {
-        // An initial read (since 0) pages through live records; from its second page on it also
-        // reports deletes after the version it started at, so a record delivered early and
-        // deleted during the read does not linger with the reader.
-        let initial = cursor.since == 0;
-        let since = cursor.since;
-        let after = if initial {
-            cursor.after
-        } else {
-            cursor.after.max(cursor.since)
-        };
-        let mut started = cursor.started;
+        let (after, deletes_after) = cursor.bounds();
         let schema = self.schema(conn).await?;
         let meta = schema.entity(entity.as_str())?;
-        if since > 0 {
+        if cursor.since > 0 {
             self.check_horizon(conn, entity, after).await?;
         }
         let layout = ReadLayout::new(meta, None)?;
@@ -162,21 +152,17 @@ impl PgOrg {
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
-        let mut changes = rows
+        let changes = rows
             .iter()
             .map(|r| {
                 let (id, version, values) = sql::decode_row(&layout, raws(&layout, r)?)?;
                 Ok(RowChange::Upsert { id, version, values })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let deletes_after = if initial {
-            (started > 0).then(|| after.max(started))
-        } else {
-            Some(after)
-        };
+        let mut tombstones = Vec::new();
         if let Some(deletes_after) = deletes_after {
             let pk = meta.primary_id_attribute.as_str();
-            let tombstones = sqlx::query(AssertSqlSafe(sql::select_tombstones(
+            let rows = sqlx::query(AssertSqlSafe(sql::select_tombstones(
                 &self.names,
                 entity.as_str(),
                 pk,
@@ -187,41 +173,20 @@ impl PgOrg {
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;
-            // Rows and tombstones each come in version order; they interleave only when both
-            // are there.
-            let interleave = !tombstones.is_empty() && !changes.is_empty();
-            for t in tombstones {
+            for t in rows {
                 let id: uuid::Uuid = t.try_get(0).map_err(db_err)?;
                 let version: i64 = t.try_get(1).map_err(db_err)?;
-                changes.push(RowChange::Delete {
+                tombstones.push(RowChange::Delete {
                     id: RecordId::from_uuid(id),
                     version,
                 });
             }
-            if interleave {
-                changes.sort_by_key(RowChange::version);
-            }
         }
-        let more = changes.len() > limit;
-        changes.truncate(limit);
         let current = self.version_on(conn).await?;
-        if initial && started == 0 {
-            started = current.max(1);
-        }
-        let next = match (more, changes.last()) {
-            (true, Some(last)) => last.version(),
-            _ => current,
-        };
-        Ok(ChangeRows {
-            columns: layout.names().cloned().collect(),
-            changes,
-            next: ChangeCursor {
-                since,
-                after: next.max(after),
-                started,
-            },
-            more,
-        })
+        let columns = layout.names().cloned().collect();
+        Ok(ChangeRows::page(
+            columns, changes, tombstones, cursor, limit, current,
+        ))
     }
 
     async fn version_on(&self, conn: &mut PgConnection) -> StoreResult<Version> {

@@ -114,17 +114,7 @@ pub(crate) fn read_changes(
     cursor: ChangeCursor,
     limit: usize,
 ) -> StoreResult<Read> {
-    // An initial read (since 0) pages through live records; from its second page on it also
-    // reports deletes after the version it started at, so a record delivered early and
-    // deleted during the read does not linger with the reader.
-    let initial = cursor.since == 0;
-    let since = cursor.since;
-    let after = if initial {
-        cursor.after
-    } else {
-        cursor.after.max(cursor.since)
-    };
-    let mut started = cursor.started;
+    let (after, deletes_after) = cursor.bounds();
     let tx = conn.transaction().map_err(err)?;
     // The first read fixes the snapshot every later one sees.
     let (current, metadata_version): (i64, i64) = tx
@@ -136,7 +126,7 @@ pub(crate) fn read_changes(
         return Ok(Read::Stale(metadata_version));
     }
     let meta = schema.entity(entity.as_str())?;
-    if since > 0 {
+    if cursor.since > 0 {
         let horizon: Option<i64> = tx
             .query_row(
                 "SELECT version FROM _change_horizon WHERE entity = ?1",
@@ -175,11 +165,7 @@ pub(crate) fn read_changes(
             changes.push(RowChange::Upsert { id, version, values });
         }
     }
-    let deletes_after = if initial {
-        (started > 0).then(|| after.max(started))
-    } else {
-        Some(after)
-    };
+    let mut tombstones = Vec::new();
     if let Some(deletes_after) = deletes_after {
         let pk = meta.primary_id_attribute.as_str();
         let mut statement = tx
@@ -188,43 +174,19 @@ pub(crate) fn read_changes(
         let mut rows = statement
             .query((entity.as_str(), deletes_after, fetch))
             .map_err(err)?;
-        // Rows and tombstones each come in version order; they interleave only when both
-        // are there.
-        let interleave = !changes.is_empty();
-        let mut any = false;
         while let Some(row) = rows.next().map_err(err)? {
             let id = match raw(row.get_ref(0).map_err(err)?, Storage::Guid)? {
                 Raw::Uuid(id) => RecordId::from_uuid(id),
                 other => return Err(StoreError::database(format!("a tombstone's id is {other:?}"))),
             };
             let version: i64 = row.get(1).map_err(err)?;
-            changes.push(RowChange::Delete { id, version });
-            any = true;
-        }
-        if interleave && any {
-            changes.sort_by_key(RowChange::version);
+            tombstones.push(RowChange::Delete { id, version });
         }
     }
-    drop(tx);
-    let more = changes.len() > limit;
-    changes.truncate(limit);
-    if initial && started == 0 {
-        started = current.max(1);
-    }
-    let next = match (more, changes.last()) {
-        (true, Some(last)) => last.version(),
-        _ => current,
-    };
-    Ok(Read::Page(ChangeRows {
-        columns: layout.names().cloned().collect(),
-        changes,
-        next: ChangeCursor {
-            since,
-            after: next.max(after),
-            started,
-        },
-        more,
-    }))
+    let columns = layout.names().cloned().collect();
+    Ok(Read::Page(ChangeRows::page(
+        columns, changes, tombstones, cursor, limit, current,
+    )))
 }
 
 /// A column as the async driver reads it (see `bind::read`).

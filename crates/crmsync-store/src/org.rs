@@ -112,6 +112,23 @@ impl ChangeCursor {
             started: 0,
         }
     }
+
+    /// What a page read from this cursor reads: rows with a version after the first, and
+    /// tombstones after the second, if any. An initial read (since 0) pages through live
+    /// records; from its second page on it also reports deletes after the version it started
+    /// at, so a record delivered early and deleted during the read does not linger with the
+    /// reader.
+    pub fn bounds(&self) -> (Version, Option<Version>) {
+        if self.since == 0 {
+            (
+                self.after,
+                (self.started > 0).then(|| self.after.max(self.started)),
+            )
+        } else {
+            let after = self.after.max(self.since);
+            (after, Some(after))
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -159,6 +176,46 @@ pub struct ChangeRows {
 }
 
 impl ChangeRows {
+    /// The page read from `cursor` (see [`ChangeCursor::bounds`]): `changes` (the rows, as
+    /// upserts) and `tombstones` (as deletes) each in version order and at most `limit + 1`
+    /// long, `current` the org's version in the same snapshot.
+    pub fn page(
+        columns: Vec<AttributeName>,
+        mut changes: Vec<RowChange>,
+        tombstones: Vec<RowChange>,
+        cursor: ChangeCursor,
+        limit: usize,
+        current: Version,
+    ) -> Self {
+        // They interleave only when both are there.
+        let interleave = !changes.is_empty() && !tombstones.is_empty();
+        changes.extend(tombstones);
+        if interleave {
+            changes.sort_by_key(RowChange::version);
+        }
+        let more = changes.len() > limit;
+        changes.truncate(limit);
+        let (after, _) = cursor.bounds();
+        let started = match cursor.started {
+            0 if cursor.since == 0 => current.max(1),
+            started => started,
+        };
+        let next = match (more, changes.last()) {
+            (true, Some(last)) => last.version(),
+            _ => current,
+        };
+        ChangeRows {
+            columns,
+            changes,
+            next: ChangeCursor {
+                since: cursor.since,
+                after: next.max(after),
+                started,
+            },
+            more,
+        }
+    }
+
     pub fn into_page(self) -> ChangePage {
         let columns = self.columns;
         let changes = self

@@ -65,7 +65,10 @@ pub fn next_link_hint(body: &[u8]) -> Option<String> {
 /// Decodes a page of `entity` from a response body.
 pub fn page(entity: &EntityMetadata, body: &[u8]) -> Result<Page, SyncError> {
     let plan = Plan::new(entity);
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Checked as UTF-8 once, not string by string while decoding.
+    let body = std::str::from_utf8(body)
+        .map_err(|e| SyncError::Protocol(format!("the answer is not JSON: it is not UTF-8 text ({e})")))?;
+    let mut de = serde_json::Deserializer::from_str(body);
     let page = PageSeed { plan: &plan }
         .deserialize(&mut de)
         .and_then(|page| de.end().map(|()| page))

@@ -346,6 +346,9 @@ fn pages_keep_links_and_group_records_by_the_attributes_they_have() {
         matches!(decode::page(&e, b"{\"other\":[]}"), Err(SyncError::Protocol(m)) if m.contains("'value'"))
     );
     assert!(matches!(decode::page(&e, b"<html>"), Err(SyncError::Protocol(m)) if m.contains("not JSON")));
+    assert!(
+        matches!(decode::page(&e, b"{\"value\":[{\"name\":\"\xff\"}]}"), Err(SyncError::Protocol(m)) if m.contains("not UTF-8"))
+    );
 }
 
 #[test]

@@ -16,16 +16,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 
 use crmsync_model::{
-    AttributeType, EntityMetadata, EntityName, EntityReference, RecordBatch, RecordId, Value,
+    AttributeType, EntityMetadata, EntityName, EntityReference, RecordBatch, RecordId, TypedValue, Value,
 };
 use crmsync_sync::SyncError;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::mapping::LOOKUP_NAME;
 
@@ -323,12 +320,9 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             match key {
                 Key::Value(i) => {
                     let ty = &attributes[i].attribute_type;
-                    let raw = match (ValueSeed { ty }).decimal() {
-                        true => decimal_value(map.next_value::<Option<&'de RawValue>>()?)?,
-                        false => map.next_value_seed(ValueSeed { ty })?,
-                    };
-                    let value = raw
-                        .coerce(ty)
+                    // Read and coerced as the Web API reads a body (decimals digit for digit).
+                    let value = map
+                        .next_value_seed(TypedValue(ty))?
                         .map_err(|e| de::Error::custom(format!("{}: {e}", plan.name(i))))?;
                     slots[i] = Some(value);
                 }
@@ -403,110 +397,5 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 plan.entity.primary_id_attribute
             ))),
         }
-    }
-}
-
-/// A decimal or money value from its JSON text, digit for digit: a number read as a double
-/// keeps only about 16 significant digits, money has up to 19. Text in quotes is left to the
-/// coercion to the attribute's type, as other values are.
-fn decimal_value<E: de::Error>(raw: Option<&RawValue>) -> Result<Value, E> {
-    let Some(raw) = raw else {
-        return Ok(Value::Null);
-    };
-    let text = raw.get();
-    match text.starts_with('"') {
-        true => serde_json::from_str::<String>(text)
-            .map(Value::String)
-            .map_err(E::custom),
-        false => ValueSeed::decimal_text(text),
-    }
-}
-
-/// A scalar value as `Value::from_json` reads it, before coercion to its attribute type.
-struct ValueSeed<'t> {
-    ty: &'t AttributeType,
-}
-
-impl ValueSeed<'_> {
-    fn decimal(&self) -> bool {
-        matches!(
-            self.ty,
-            AttributeType::Decimal { .. } | AttributeType::Money { .. }
-        )
-    }
-
-    fn decimal_text<E: de::Error>(text: &str) -> Result<Value, E> {
-        Decimal::from_str(text)
-            .or_else(|_| Decimal::from_scientific(text))
-            .map(Value::Decimal)
-            .map_err(|_| E::custom(format!("invalid number {text}")))
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a scalar value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Boolean(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(if self.decimal() {
-            Value::Decimal(Decimal::from(v))
-        } else {
-            Value::BigInt(v)
-        })
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        if self.decimal() {
-            return Ok(Value::Decimal(Decimal::from(v)));
-        }
-        Ok(i64::try_from(v).map_or(Value::Double(v as f64), Value::BigInt))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        if self.decimal() {
-            let number =
-                serde_json::Number::from_f64(v).ok_or_else(|| E::custom(format!("invalid number {v}")))?;
-            return Self::decimal_text(&number.to_string());
-        }
-        Ok(Value::Double(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom("expected a scalar value, got an array"))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom("expected a scalar value, got an object"))
     }
 }

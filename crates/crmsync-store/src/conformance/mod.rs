@@ -6,6 +6,7 @@
 //! changes). Tests assert on what a user of the store would check: records read back,
 //! errors naming the culprit, versions and changes in order.
 
+mod bulk;
 mod catalog;
 mod changes;
 mod concurrency;
@@ -24,6 +25,7 @@ use crmsync_model::{
 
 use crate::{Catalog, NewUser, OrgStore, Role};
 
+pub use bulk::*;
 pub use catalog::*;
 pub use changes::*;
 pub use concurrency::*;

@@ -141,6 +141,28 @@ async fn money_keeps_every_digit_in_writes_reads_and_changes() {
         .unwrap();
     let text = r.text().await.unwrap();
     assert!(text.contains(exact), "changes: {text}");
+
+    // Numbers no money value holds are refused, naming the attribute, and nothing is stored.
+    for (number, says) in [
+        ("1e30", "invalid value for attribute 'revenue': invalid number"),
+        (
+            "79228162514264337593543950336",
+            "invalid value for attribute 'revenue': invalid number",
+        ),
+        ("1e400", "number out of range"),
+    ] {
+        let r = s
+            .send(Method::POST, "acme", "accounts", ACME_ADMIN)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name":"Too big","revenue":{number}}}"#))
+            .send()
+            .await
+            .unwrap();
+        let message = error(r, 400).await;
+        assert!(message.contains(says), "{number}: {message}");
+    }
+    let text = read("accounts?$select=name&$filter=name eq 'Too big'".to_owned()).await;
+    assert!(!text.contains("Too big"), "{text}");
 }
 
 #[tokio::test]

@@ -129,6 +129,32 @@ pub async fn changes_are_in_version_order_and_paged(b: &impl TestBackend) {
     assert_eq!(page.next.after, end);
 }
 
+/// A read of an entity that does not exist fails naming it, and reads after it go on (a
+/// failed read leaves nothing behind); a page of size 0 is a page of one.
+pub async fn changes_of_an_unknown_entity_fail_and_reads_go_on(b: &impl TestBackend) {
+    let catalog = b.catalog().await;
+    let store = org_with_thing(&*catalog, "acme").await;
+    let first = put(&*store, RecordId::new_random(), "one").await;
+    put(&*store, RecordId::new_random(), "two").await;
+    for _ in 0..3 {
+        let err = store
+            .changes(&entity_name("nosuch"), ChangeCursor::start(0), 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::NotFound(m) if m.contains("nosuch")),
+            "{err}"
+        );
+        let page = store
+            .changes(&entity_name("thing"), ChangeCursor::start(0), 0)
+            .await
+            .unwrap();
+        assert_eq!(page.changes.len(), 1);
+        assert!(page.more);
+        assert_eq!(page.next.after, first);
+    }
+}
+
 pub async fn changes_from_zero_return_live_records_only(b: &impl TestBackend) {
     let catalog = b.catalog().await;
     let store = org_with_thing(&*catalog, "acme").await;

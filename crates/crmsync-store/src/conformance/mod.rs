@@ -80,6 +80,7 @@ macro_rules! conformance_suite {
             delete_leaves_a_tombstone_reported_by_changes,
             changes_are_in_version_order_and_paged,
             changes_from_zero_return_live_records_only,
+            changes_of_an_unknown_entity_fail_and_reads_go_on,
             purged_tombstones_expire_older_tokens,
             deletes_during_an_initial_read_are_reported,
             concurrent_writers_get_unique_versions_visible_in_order,

@@ -7,10 +7,11 @@
 //! allocated and committed in order (see `crmsync_store`'s invariants).
 //!
 //! Layout: `catalog.rs` (the [`SqliteCatalog`]), `org.rs` (one organization: schema cache and
-//! metadata), `write.rs` (write sets), `read.rs` (records and changes), `changes.rs` (change
-//! pages, read on a blocking thread with a plain connection), `query.rs`
-//! (FetchXML/OData queries, one page per statement), `bind.rs` (values to
-//! and from SQLite), `work.rs` (the durable work queue), `migrate.rs` (append-only migrations in `migrations/`).
+//! metadata), `write/` (write sets; `upsert.rs`: multi-row upserts and updates), `read.rs`
+//! (records), `changes.rs` (change pages, read on a blocking thread with a plain connection),
+//! `query.rs` (FetchXML/OData queries, one page per statement), `bind.rs` (values to and from
+//! SQLite), `work.rs` (the durable work queue), `migrate.rs` (append-only migrations in
+//! `migrations/`).
 
 mod bind;
 mod catalog;
